@@ -1,0 +1,840 @@
+"""The controller loop: wake, observe, decide, act.
+
+Every wake-up source (the clock reaching a second, a file event, a signal, a child
+exiting, a control request) only makes the loop look again. Each tick the loop computes
+this host's due runs and daemons, compares them with the live runs and executes what
+`reconcile` decides. One thread owns all decisions; watchers, the output pump and the
+HTTP server only poke it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import secrets
+import selectors
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler import __version__
+from reconciler.controller.control import ControlServer, Pending
+from reconciler.controller.specset import Refresh, SpecSet
+from reconciler.controller.watch import SpecWatcher
+from reconciler.hosts import HostIdentity, matches
+from reconciler.obs import HttpServer, Metrics, log_event
+from reconciler.reconcile import (
+    Action,
+    DaemonState,
+    DueQueue,
+    ManualRequest,
+    RefuseRun,
+    RunView,
+    SkipRun,
+    StartRun,
+    StopRun,
+    after_daemon_exit,
+    every_anchor,
+    next_wakeup,
+    reconcile,
+)
+from reconciler.spec import SpecError, Task
+from reconciler.state import (
+    APPLIED_FILE,
+    CONTROL_SOCKET,
+    CONTROLLER_FILE,
+    HISTORY_FILE,
+    HISTORY_PER_TASK,
+    LEDGER_FILE,
+    RUNS_FILE,
+    STATUS_FILE,
+    StateDir,
+    process_start_ticks,
+)
+from reconciler.supervisor import (
+    Exited,
+    RunHandle,
+    RunSpec,
+    SpawnError,
+    Supervisor,
+    become_subreaper,
+)
+
+DEBOUNCE_QUIET_S = 0.05  # a burst of events settles when quiet this long...
+DEBOUNCE_MAX_S = 0.5  # ...or after this long at most
+RESCAN_EVERY_S = 300.0  # level-triggered safety net against a missed file event
+SKIP_LOG_LIMIT = 100  # per task and tick; beyond that one summary line
+
+
+def rfc3339(t: float, tz: Any = UTC) -> str:
+    """A due second as RFC 3339, with the offset of the task's zone (`Z` for UTC)."""
+    if tz is UTC:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(t, tz).isoformat(timespec="seconds")
+
+
+def masked_document(task: Task) -> dict[str, Any]:
+    """The applied document as state and `diff` keep it: env values never stored in clear."""
+    doc = dict(task.document)
+    spec = dict(doc.get("spec", {}))
+    if spec.get("env"):
+        import hashlib
+
+        spec["env"] = {
+            k: "sha256:" + hashlib.sha256(str(v).encode()).hexdigest()[:16]
+            for k, v in spec["env"].items()
+        }
+    doc["spec"] = spec
+    return doc
+
+
+@dataclass
+class Run:
+    view: RunView
+    handle: RunHandle | None
+    trigger: str
+    due: int | None
+
+    def record(self) -> dict[str, Any]:
+        h = self.handle
+        return {
+            **asdict(self.view),
+            "trigger": self.trigger,
+            "pgid": h.pgid if h else None,
+            "start_ticks": h.start_ticks if h else None,
+        }
+
+
+@dataclass
+class Options:
+    spec_dir: Path
+    state: StateDir
+    identity: HostIdentity
+    watch: str = "inotify"
+    http: str | None = None
+    log_format: str = "json"
+
+
+@dataclass
+class Ledger:
+    cursors: dict[str, int] = field(default_factory=dict)
+    anchors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    daemons: dict[str, DaemonState] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cursors": self.cursors,
+            "anchors": self.anchors,
+            "daemons": {k: asdict(v) for k, v in self.daemons.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Ledger:
+        if not isinstance(data, dict):
+            return cls()
+        cursors = {
+            str(k): int(v)
+            for k, v in (data.get("cursors") or {}).items()
+            if isinstance(v, int)
+        }
+        anchors = {
+            str(k): v
+            for k, v in (data.get("anchors") or {}).items()
+            if isinstance(v, dict) and isinstance(v.get("at"), int)
+        }
+        daemons: dict[str, DaemonState] = {}
+        for k, v in (data.get("daemons") or {}).items():
+            with contextlib.suppress(TypeError, ValueError):
+                daemons[str(k)] = DaemonState(**v)
+        return cls(cursors=cursors, anchors=anchors, daemons=daemons)
+
+
+class Controller:
+    def __init__(self, opts: Options, clock: Callable[[], float] = time.time) -> None:
+        self.opts = opts
+        self.clock = clock
+        self.state = opts.state
+        self.metrics = Metrics()
+        self.specs = SpecSet(opts.spec_dir)
+        self.queue = DueQueue()
+        self.ledger = Ledger()
+        self.tasks: dict[str, Task] = {}  # this host's tasks in force
+        self.all_tasks: dict[str, Task] = {}
+        self.runs: dict[str, Run] = {}
+        self.history: dict[str, deque[dict[str, Any]]] = {}
+        self.pending: list[tuple[ManualRequest, Pending]] = []
+        self.started_at = clock()
+        self.last_tick_mono = time.monotonic()
+        self.ready = False
+        self.stopping = False
+        self.dir_error_logged: str | None = None
+        self.suspend_logged: set[str] = set()
+        self.spec_errors_seen: set[str] = set()
+        self._dirty_since: float | None = None
+        self._last_event: float = 0.0
+        self._reload_requested = False
+        self._last_rescan = time.monotonic()
+        self._state_dirty: set[str] = set()
+        self._rpipe, self._wpipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._signals: deque[int] = deque()
+        self.supervisor = Supervisor(on_output=self._on_output, wake=self.wake)
+        self.watcher = SpecWatcher(opts.spec_dir, opts.watch, self._on_fs_event)
+        self.control: ControlServer | None = None
+        self.http: HttpServer | None = None
+
+    # --- wake-ups -------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wpipe, b"x")
+
+    def _on_fs_event(self) -> None:
+        now = time.monotonic()
+        if self._dirty_since is None:
+            self._dirty_since = now
+        self._last_event = now
+        self.wake()
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self._signals.append(signum)
+
+    def _on_output(self, run_id: str, task: str, stream: str, line: str) -> None:
+        log_event("run.output", line, task=task, run_id=run_id, stream=stream)
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self.state.ensure()
+        self.state.acquire()
+        become_subreaper()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2, signal.SIGCHLD):
+            signal.signal(signum, self._on_signal)
+        signal.set_wakeup_fd(self._wpipe, warn_on_full_buffer=False)
+        self.ledger = Ledger.from_json(self.state.read_json(LEDGER_FILE))
+        history = self.state.read_json(HISTORY_FILE)
+        if isinstance(history, dict):
+            for task, items in history.items():
+                if isinstance(items, list):
+                    self.history[str(task)] = deque(items[-HISTORY_PER_TASK:], HISTORY_PER_TASK)
+        self.control = ControlServer(self.state.path / CONTROL_SOCKET)
+        self._write_controller_info()
+        if self.opts.http:
+            self.http = HttpServer(self.opts.http, self.metrics, self.healthy, lambda: self.ready)
+            self.http.start()
+        self.watcher.start()
+
+    def _write_controller_info(self) -> None:
+        pid = os.getpid()
+        self.state.write_json(
+            CONTROLLER_FILE,
+            {
+                "pid": pid,
+                "start_ticks": process_start_ticks(pid),
+                "started_at": self.started_at,
+                "version": __version__,
+                "spec_dir": str(self.opts.spec_dir.absolute()),
+                "state_dir": str(self.state.path.absolute()),
+                "identity": self.opts.identity.describe(),
+                "watch": self.opts.watch,
+                "http": self.opts.http,
+            },
+        )
+
+    def healthy(self) -> bool:
+        return self.stopping or time.monotonic() - self.last_tick_mono < 5.0
+
+    def run(self) -> int:
+        self.setup()
+        try:
+            self.reload(initial=True)
+            self._adopt_previous_runs()
+            reboot = [
+                n
+                for n, t in self.tasks.items()
+                if t.type == "cron" and t.schedule is not None and t.schedule.kind == "reboot"
+            ]
+            self._loop(reboot)
+            self._shutdown()
+        finally:
+            self._teardown()
+        return 0
+
+    def _teardown(self) -> None:
+        self.watcher.stop()
+        if self.http is not None:
+            self.http.stop()
+        if self.control is not None:
+            self.control.close()
+        self.supervisor.close()
+        self.state.release()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _loop(self, reboot: list[str]) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self._rpipe, selectors.EVENT_READ)
+        assert self.control is not None
+        sel.register(self.control.fileno(), selectors.EVENT_READ)
+        next_tick = math.floor(self.clock())
+        first = True
+        while not self.stopping:
+            now = self.clock()
+            timeout = min(next_tick - now, 1.0)
+            deadline = self.supervisor.next_deadline()
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+            if self._dirty_since is not None:
+                settle = min(self._last_event + DEBOUNCE_QUIET_S, self._dirty_since + DEBOUNCE_MAX_S)
+                timeout = min(timeout, settle - time.monotonic())
+            for key, _ in sel.select(max(0.0, timeout)):
+                if key.fd == self._rpipe:
+                    with contextlib.suppress(BlockingIOError):
+                        while os.read(self._rpipe, 4096):
+                            pass
+                elif self.control is not None:
+                    self._accept_control()
+            self._handle_signals()
+            if self.stopping:
+                break
+            self._maybe_reload()
+            self._handle_exits(self.supervisor.poll())
+            now = self.clock()
+            if next_tick - now > 2.0:
+                next_tick = math.floor(now)  # the clock stepped back: keep ticking
+            if now >= next_tick or self.pending:
+                second = math.floor(now)
+                lag = now - second
+                self.tick(second, reboot if first else [])
+                first = False
+                self.last_tick_mono = time.monotonic()
+                self.metrics.tick(lag, now)
+                next_tick = second + 1
+            self._flush_state()
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.popleft()
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                if not self.stopping:
+                    log_event(
+                        "controller.stopping",
+                        f"Received {signal.Signals(signum).name}; stopping all runs.",
+                        signal=signal.Signals(signum).name,
+                    )
+                self.stopping = True
+            elif signum in (signal.SIGHUP, signal.SIGUSR2):
+                self._reload_requested = True
+
+    def _maybe_reload(self) -> None:
+        mono = time.monotonic()
+        due = self._reload_requested
+        if self._dirty_since is not None:
+            if mono - self._last_event >= DEBOUNCE_QUIET_S or mono - self._dirty_since >= DEBOUNCE_MAX_S:
+                due = True
+        if not due and mono - self._last_rescan >= RESCAN_EVERY_S:
+            due = True
+        if not due and not self.watcher.watching_root and self.opts.spec_dir.is_dir():
+            due = True  # the directory came back
+        if due:
+            self._dirty_since = None
+            self._reload_requested = False
+            self._last_rescan = mono
+            self.reload()
+
+    # --- specs --------------------------------------------------------------------------
+
+    def reload(self, initial: bool = False) -> None:
+        was_watching = self.watcher.watching_root
+        result: Refresh = self.specs.refresh()
+        if result.dir_error is not None:
+            if self.dir_error_logged != result.dir_error:
+                log_event(
+                    "spec.invalid",
+                    result.dir_error,
+                    level="error",
+                    file=str(self.opts.spec_dir),
+                    line=None,
+                    error=result.dir_error,
+                )
+                self.metrics.spec_error()
+                self.dir_error_logged = result.dir_error
+            if was_watching:
+                self.watcher.start()
+            self._write_status(result)
+            return
+        if self.dir_error_logged is not None or not was_watching:
+            self.dir_error_logged = None
+            self.watcher.start()
+        self._log_spec_errors(result.errors)
+        self._apply(result.tasks, initial or not self.ready)
+        self.ready = True
+        self._write_status(result)
+
+    def _log_spec_errors(self, errors: list[SpecError]) -> None:
+        current: set[str] = set()
+        for err in errors:
+            text = str(err)
+            current.add(text)
+            if text in self.spec_errors_seen:
+                continue  # a standing error is logged once, not on every re-read
+            log_event(
+                "spec.invalid",
+                f"Invalid task document: {text}; the last good tasks of this file stay in force.",
+                level="error",
+                file=err.file,
+                line=err.line,
+                error=text,
+                task=err.task,
+            )
+            self.metrics.spec_error()
+        self.spec_errors_seen = current
+        self.metrics.set_spec_errors(len({e.file for e in errors}))
+
+    def _apply(self, all_tasks: dict[str, Task], initial: bool) -> None:
+        identity = self.opts.identity
+        mine = {n: t for n, t in all_tasks.items() if matches(t.hosts, identity)}
+        before = self.tasks
+        added = sorted(n for n in mine if n not in before)
+        removed = sorted(n for n in before if n not in mine)
+        changed = sorted(
+            n for n in mine if n in before and mine[n].spec_fingerprint() != before[n].spec_fingerprint()
+        )
+        self.all_tasks = all_tasks
+        self.tasks = mine
+        now = math.floor(self.clock())
+        anchors = self._every_anchors(now)
+        self.queue.sync(mine, self.ledger.cursors, anchors, now)
+        for name in removed:
+            self.metrics.forget_task(name)
+        self.metrics.set_tasks_loaded(len(mine))
+        if initial or added or changed or removed:
+            log_event(
+                "spec.applied",
+                f"Applied {len(mine)} tasks for this host "
+                f"({len(added)} added, {len(changed)} changed, {len(removed)} removed).",
+                added=added,
+                changed=changed,
+                removed=removed,
+                tasks=len(mine),
+                tasks_total=len(all_tasks),
+            )
+            self._state_dirty.update({APPLIED_FILE, LEDGER_FILE})
+
+    def _every_anchors(self, now: int) -> dict[str, int]:
+        anchors: dict[str, int] = {}
+        for name, task in self.tasks.items():
+            if task.schedule is None or task.schedule.kind != "every":
+                continue
+            prev = self.ledger.anchors.get(name)
+            if prev is None or prev.get("schedule") != task.schedule_text:
+                prev = {"schedule": task.schedule_text, "at": every_anchor(None, now)}
+                self.ledger.anchors[name] = prev
+                self._state_dirty.add(LEDGER_FILE)
+            anchors[name] = int(prev["at"])
+        return anchors
+
+    # --- tick -----------------------------------------------------------------------------
+
+    def tick(self, second: int, reboot: list[str]) -> None:
+        anchors = {n: int(a["at"]) for n, a in self.ledger.anchors.items() if n in self.tasks}
+        due = self.queue.pop_due(second, self.tasks, self.ledger.cursors, anchors)
+        manual = [m for m, _ in self.pending]
+        now = self.clock()
+        actions = reconcile(
+            now,
+            self.tasks,
+            due,
+            [r.view for r in self.runs.values()],
+            self.ledger.daemons,
+            manual,
+            reboot,
+        )
+        if due:
+            # The ledger is on disk before any run of these due times exists, so a crash
+            # can never start one of them twice.
+            self.state.write_json(LEDGER_FILE, self.ledger.to_json())
+            self._state_dirty.discard(LEDGER_FILE)
+        self._execute(actions)
+
+    def _execute(self, actions: list[Action]) -> None:
+        answers: dict[str, dict[str, Any]] = {}
+        skips: dict[str, int] = {}
+        for action in actions:
+            if isinstance(action, StopRun):
+                self._stop(action)
+        for action in actions:
+            if isinstance(action, StartRun):
+                answer = self._start(action)
+                if action.request_id is not None:
+                    answers[action.request_id] = answer
+            elif isinstance(action, SkipRun):
+                self._skip(action, skips)
+            elif isinstance(action, RefuseRun):
+                answers[action.request_id] = {"ok": False, "reason": action.reason}
+        for request, pending in self.pending:
+            answer = answers.get(request.request_id, {"ok": False, "reason": "not handled"})
+            ControlServer.reply(pending.conn, answer)
+        self.pending = []
+
+    def _skip(self, action: SkipRun, counts: dict[str, int]) -> None:
+        self.metrics.run_skipped(action.task, action.reason)
+        task = self.tasks.get(action.task)
+        tz = task.timezone if task is not None else UTC
+        if action.reason == "suspended":
+            if action.task in self.suspend_logged:
+                return  # logged when the suspension was first met
+            self.suspend_logged.add(action.task)
+        n = counts.get(action.task, 0) + 1
+        counts[action.task] = n
+        if n > SKIP_LOG_LIMIT:
+            return
+        fields: dict[str, Any] = {
+            "task": action.task,
+            "due": rfc3339(action.due, tz) if action.due is not None else None,
+            "reason": action.reason,
+        }
+        message = f"Skipped the run of {action.task} due at {fields['due']}: {action.reason}."
+        if action.count != 1 or n == SKIP_LOG_LIMIT:
+            fields["count"] = action.count
+            if action.due_last is not None:
+                fields["due_last"] = rfc3339(action.due_last, tz)
+            message = (
+                f"Skipped runs of {action.task} due from {fields['due']}"
+                f" to {fields.get('due_last', 'later')}: {action.reason}."
+            )
+        log_event("run.skipped", message, level="warning", **fields)
+
+    def _new_run_id(self, task: str, at: float) -> str:
+        stamp = datetime.fromtimestamp(at, UTC).strftime("%Y%m%dT%H%M%SZ")
+        return f"{task}-{stamp}-{secrets.token_hex(3)}"
+
+    def _start(self, action: StartRun) -> dict[str, Any]:
+        task = self.tasks[action.task]
+        now = self.clock()
+        run_id = self._new_run_id(task.name, action.due if action.due is not None else now)
+        if task.suspend:
+            self.suspend_logged.discard(task.name)
+        env = dict(os.environ)
+        env.update(task.env)
+        spec = RunSpec(
+            run_id=run_id,
+            task=task.name,
+            argv=task.argv(),
+            env=env,
+            cwd=task.working_dir,
+            user=task.user,
+        )
+        due_text = rfc3339(action.due, task.timezone) if action.due is not None else None
+        try:
+            handle = self.supervisor.start(spec)
+        except SpawnError as exc:
+            log_event(
+                "run.exited",
+                f"Could not start {task.name}: {exc}",
+                level="error",
+                task=task.name,
+                run_id=run_id,
+                pid=None,
+                exit_code=None,
+                signal=None,
+                duration_s=0.0,
+                outcome="failed",
+                error=str(exc),
+                due=due_text,
+            )
+            self.metrics.run_finished(task.name, "failed", 0.0, now)
+            self._remember(task.name, run_id, action.due, action.trigger, now, now, None, None, "failed", str(exc))
+            if task.type == "daemon":
+                self.ledger.daemons[task.name] = after_daemon_exit(
+                    self.ledger.daemons.get(task.name, DaemonState()),
+                    restart_policy=task.restart_policy,
+                    fingerprint=task.process_fingerprint(),
+                    exit_code=None,
+                    signal=None,
+                    started_at=now,
+                    ended_at=now,
+                    stop_reason=None,
+                )
+                self._state_dirty.add(LEDGER_FILE)
+            return {"ok": False, "reason": str(exc), "run_id": run_id}
+        view = RunView(
+            run_id=run_id,
+            task=task.name,
+            kind="daemon" if task.type == "daemon" else "cron",
+            pid=handle.pid,
+            started_at=handle.started_at,
+            due=action.due,
+            fingerprint=task.process_fingerprint(),
+            timeout_s=task.timeout_seconds,
+            grace_s=float(task.termination_grace_period_seconds),
+        )
+        self.runs[run_id] = Run(view=view, handle=handle, trigger=action.trigger, due=action.due)
+        fields: dict[str, Any] = {
+            "task": task.name,
+            "run_id": run_id,
+            "pid": handle.pid,
+            "type": task.type,
+            "due": due_text,
+        }
+        if action.trigger != "schedule":
+            fields["trigger"] = action.trigger
+        log_event("run.started", f"Started {task.name} (pid {handle.pid}).", **fields)
+        self.metrics.run_started(task.name, action.trigger)
+        self._state_dirty.add(RUNS_FILE)
+        self._running_changed()
+        return {"ok": True, "run_id": run_id, "pid": handle.pid}
+
+    def _stop(self, action: StopRun) -> None:
+        run = self.runs.get(action.run_id)
+        if run is None or run.view.stopping is not None:
+            return
+        run.view = replace(run.view, stopping=action.reason)
+        log_event(
+            "run.stopping",
+            f"Stopping {run.view.task} (pid {run.view.pid}): {action.reason}.",
+            task=run.view.task,
+            run_id=run.view.run_id,
+            pid=run.view.pid,
+            reason=action.reason,
+            grace_s=action.grace_s,
+        )
+        self.supervisor.stop(action.run_id, action.grace_s, action.reason)
+
+    def _handle_exits(self, exits: list[Exited]) -> None:
+        for ex in exits:
+            run = self.runs.pop(ex.run_id, None)
+            reason = ex.stop_reason or (run.view.stopping if run else None)
+            if reason == "timeout":
+                outcome = "timed-out"
+            elif reason is not None:
+                outcome = "stopped"
+            elif run is not None and run.handle is not None and run.handle.adopted and ex.exit_code is None and ex.signal is None:
+                outcome = "unknown"
+            elif ex.exit_code == 0:
+                outcome = "succeeded"
+            else:
+                outcome = "failed"
+            duration = max(0.0, ex.ended_at - ex.started_at)
+            level = "info" if outcome in ("succeeded", "stopped") else "warning"
+            task = self.tasks.get(ex.task)
+            tz = task.timezone if task is not None else UTC
+            due = run.due if run is not None else None
+            how = f"exit code {ex.exit_code}" if ex.exit_code is not None else (ex.signal or "unknown status")
+            log_event(
+                "run.exited",
+                f"{ex.task} (pid {ex.pid}) exited: {outcome}, {how}, after {duration:.3f}s.",
+                level=level,
+                task=ex.task,
+                run_id=ex.run_id,
+                pid=ex.pid,
+                exit_code=ex.exit_code,
+                signal=ex.signal,
+                duration_s=round(duration, 3),
+                outcome=outcome,
+                due=rfc3339(due, tz) if due is not None else None,
+            )
+            self.metrics.run_finished(ex.task, outcome, duration, ex.ended_at)
+            self._remember(
+                ex.task, ex.run_id, due, run.trigger if run else "schedule",
+                ex.started_at, ex.ended_at, ex.exit_code, ex.signal, outcome, None,
+            )
+            if run is not None and run.view.kind == "daemon":
+                current = self.tasks.get(ex.task)
+                self.ledger.daemons[ex.task] = after_daemon_exit(
+                    self.ledger.daemons.get(ex.task, DaemonState()),
+                    restart_policy=current.restart_policy if current else "Always",
+                    fingerprint=run.view.fingerprint,
+                    exit_code=ex.exit_code,
+                    signal=ex.signal,
+                    started_at=ex.started_at,
+                    ended_at=ex.ended_at,
+                    stop_reason=reason,
+                )
+                state = self.ledger.daemons[ex.task]
+                if reason is None and state.not_before > ex.ended_at:
+                    self.metrics.daemon_restart(ex.task)
+                    log_event(
+                        "daemon.backoff",
+                        f"Daemon {ex.task} will be restarted in {state.not_before - ex.ended_at:.0f}s.",
+                        level="warning",
+                        task=ex.task,
+                        restart_in_s=round(state.not_before - ex.ended_at, 3),
+                        failures=state.failures,
+                    )
+                self._state_dirty.add(LEDGER_FILE)
+            self._state_dirty.update({RUNS_FILE, HISTORY_FILE})
+        if exits:
+            self._running_changed()
+
+    def _running_changed(self) -> None:
+        counts: dict[str, int] = {}
+        for r in self.runs.values():
+            counts[r.view.task] = counts.get(r.view.task, 0) + 1
+        self.metrics.set_running(counts)
+
+    def _remember(
+        self,
+        task: str,
+        run_id: str,
+        due: int | None,
+        trigger: str,
+        started_at: float,
+        ended_at: float,
+        exit_code: int | None,
+        sig: str | None,
+        outcome: str,
+        error: str | None,
+    ) -> None:
+        item = {
+            "run_id": run_id,
+            "due": due,
+            "trigger": trigger,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "exit_code": exit_code,
+            "signal": sig,
+            "outcome": outcome,
+            "duration_s": round(max(0.0, ended_at - started_at), 3),
+        }
+        if error:
+            item["error"] = error
+        self.history.setdefault(task, deque(maxlen=HISTORY_PER_TASK)).append(item)
+        self._state_dirty.add(HISTORY_FILE)
+
+    # --- control requests ---------------------------------------------------------------
+
+    def _accept_control(self) -> None:
+        assert self.control is not None
+        for pending in self.control.accept():
+            op = pending.request.get("op")
+            if op == "run" and isinstance(pending.request.get("task"), str):
+                req = ManualRequest(request_id=secrets.token_hex(4), task=pending.request["task"])
+                if self.stopping:
+                    ControlServer.reply(pending.conn, {"ok": False, "reason": "controller is stopping"})
+                    continue
+                self.pending.append((req, pending))
+            elif op == "ping":
+                ControlServer.reply(pending.conn, {"ok": True, "pid": os.getpid()})
+            else:
+                ControlServer.reply(pending.conn, {"ok": False, "reason": f"unknown request {op!r}"})
+
+    # --- previous controller's runs -----------------------------------------------------------
+
+    def _adopt_previous_runs(self) -> None:
+        records = self.state.read_json(RUNS_FILE)
+        if not isinstance(records, list):
+            return
+        for rec in records:
+            try:
+                run_id = str(rec["run_id"])
+                task = str(rec["task"])
+                pid = int(rec["pid"])
+                ticks = rec.get("start_ticks")
+                started_at = float(rec["started_at"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            handle = None
+            if isinstance(ticks, int):
+                handle = self.supervisor.adopt(run_id, task, pid, ticks, started_at)
+            if handle is None:
+                log_event(
+                    "run.exited",
+                    f"{task} (pid {pid}) ended while no controller watched it.",
+                    level="warning",
+                    task=task,
+                    run_id=run_id,
+                    pid=pid,
+                    exit_code=None,
+                    signal=None,
+                    duration_s=None,
+                    outcome="unknown",
+                )
+                self._remember(task, run_id, rec.get("due"), str(rec.get("trigger", "schedule")),
+                               started_at, self.clock(), None, None, "unknown", None)
+                continue
+            view = RunView(
+                run_id=run_id,
+                task=task,
+                kind="daemon" if rec.get("kind") == "daemon" else "cron",
+                pid=pid,
+                started_at=started_at,
+                due=rec.get("due"),
+                fingerprint=str(rec.get("fingerprint", "")),
+                timeout_s=rec.get("timeout_s"),
+                grace_s=float(rec.get("grace_s", 30)),
+            )
+            self.runs[run_id] = Run(view=view, handle=handle, trigger=str(rec.get("trigger", "schedule")), due=view.due)
+            log_event(
+                "run.adopted",
+                f"Found {task} (pid {pid}) still running from the previous controller.",
+                task=task,
+                run_id=run_id,
+                pid=pid,
+            )
+        self._state_dirty.add(RUNS_FILE)
+        self._running_changed()
+
+    # --- shutdown -----------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        for req, pending in self.pending:
+            ControlServer.reply(pending.conn, {"ok": False, "reason": "controller is stopping"})
+        self.pending = []
+        for run in list(self.runs.values()):
+            self._stop(StopRun(run.view.run_id, "shutdown", run.view.grace_s))
+        longest = max((r.view.grace_s for r in self.runs.values()), default=0.0)
+        give_up = time.monotonic() + longest + 10.0
+        while self.runs and time.monotonic() < give_up:
+            self._handle_exits(self.supervisor.poll())
+            if not self.runs:
+                break
+            deadline = self.supervisor.next_deadline()
+            wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+            time.sleep(wait)
+        self._flush_state(force=True)
+        log_event("controller.stopped", "Controller stopped.", runs_left=len(self.runs))
+
+    # --- state files -------------------------------------------------------------------------
+
+    def _flush_state(self, force: bool = False) -> None:
+        dirty = self._state_dirty
+        if force:
+            dirty |= {RUNS_FILE, LEDGER_FILE, HISTORY_FILE}
+        if not dirty:
+            return
+        self._state_dirty = set()
+        if RUNS_FILE in dirty:
+            self.state.write_json(RUNS_FILE, [r.record() for r in self.runs.values()])
+        if LEDGER_FILE in dirty:
+            self.state.write_json(LEDGER_FILE, self.ledger.to_json())
+        if HISTORY_FILE in dirty:
+            self.state.write_json(HISTORY_FILE, {k: list(v) for k, v in self.history.items()})
+        if APPLIED_FILE in dirty:
+            self.state.write_json(
+                APPLIED_FILE,
+                {
+                    n: {"file": t.file, "line": t.line, "document": masked_document(t)}
+                    for n, t in sorted(self.tasks.items())
+                },
+            )
+
+    def _write_status(self, result: Refresh) -> None:
+        self.state.write_json(
+            STATUS_FILE,
+            {
+                "updated_at": self.clock(),
+                "spec_dir": str(self.opts.spec_dir),
+                "dir_error": result.dir_error,
+                "spec_errors": [e.to_dict() for e in result.errors],
+                "tasks_total": len(self.all_tasks),
+                "tasks_for_host": len(self.tasks),
+            },
+            sync=False,
+        )
+        self._flush_state()

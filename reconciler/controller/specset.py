@@ -1,0 +1,139 @@
+"""The tasks in force: the last good load of every file, re-read only where files changed.
+
+A file that fails validation changes nothing (its last good tasks stay in force); a file
+that is gone takes its tasks with it; a spec directory that is gone as a whole is an error
+that changes nothing. Unchanged files (same inode, size, mtime and ctime) are not parsed
+again, so an edit among 10,000 tasks costs one file's parse.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.spec import FileLoad, SpecError, Task, discover, load_file
+
+Signature = tuple[int, int, int, int, int]
+
+
+def _signature(path: Path) -> Signature | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass
+class Refresh:
+    tasks: dict[str, Task]
+    errors: list[SpecError]
+    dir_error: str | None = None
+    changed_files: list[str] = field(default_factory=list)
+
+
+class SpecSet:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._parsed: dict[str, tuple[Signature | None, FileLoad]] = {}
+        self._good: dict[str, FileLoad] = {}
+        self._errors: dict[str, list[SpecError]] = {}
+        self.tasks: dict[str, Task] = {}
+
+    @property
+    def errors(self) -> list[SpecError]:
+        return [e for f in sorted(self._errors) for e in self._errors[f]]
+
+    def refresh(self) -> Refresh:
+        if not self.root.is_dir():
+            what = "does not exist" if not self.root.exists() else "is not a directory"
+            return Refresh(
+                tasks=self.tasks,
+                errors=self.errors,
+                dir_error=f"spec directory {self.root} {what}; keeping the tasks in force",
+            )
+        paths, discovery_errors = discover([self.root])
+        errors: dict[str, list[SpecError]] = {}
+        for err in discovery_errors:
+            errors.setdefault(err.file, []).append(err)
+        parsed: dict[str, tuple[Signature | None, FileLoad]] = {}
+        changed: list[str] = []
+        for path in paths:
+            key = str(path)
+            sig = _signature(path)
+            cached = self._parsed.get(key)
+            if cached is not None and sig is not None and cached[0] == sig:
+                parsed[key] = cached
+                continue
+            load = load_file(path, key)
+            parsed[key] = (sig, load)
+            changed.append(key)
+        self._parsed = parsed
+
+        good: dict[str, FileLoad] = {}
+        for key, (_, load) in parsed.items():
+            if load.errors:
+                errors.setdefault(key, []).extend(load.errors)
+                if key in self._good:
+                    good[key] = self._good[key]
+            else:
+                good[key] = load
+        # Files refused at discovery (permissions, unreadable) keep their last good tasks.
+        for key in errors:
+            if key not in good and key in self._good:
+                good[key] = self._good[key]
+
+        good = self._resolve_duplicates(good, errors)
+        self._good = good
+        self._errors = errors
+        tasks: dict[str, Task] = {}
+        for key in sorted(good):
+            for task in good[key].tasks:
+                tasks[task.name] = task
+        self.tasks = tasks
+        return Refresh(tasks=tasks, errors=self.errors, changed_files=changed)
+
+    def _resolve_duplicates(
+        self, good: dict[str, FileLoad], errors: dict[str, list[SpecError]]
+    ) -> dict[str, FileLoad]:
+        """A name defined in two files: the file that had it in force keeps it.
+
+        The newcomer is refused as a whole (its previous load stays, or nothing); when
+        neither had it, both are refused.
+        """
+        owner_before = {t.name: t.file for load in self._good.values() for t in load.tasks}
+        for _ in range(len(good) + 1):
+            places: dict[str, list[Task]] = {}
+            for load in good.values():
+                for task in load.tasks:
+                    places.setdefault(task.name, []).append(task)
+            conflicts = {n: ts for n, ts in places.items() if len({t.file for t in ts}) > 1}
+            if not conflicts:
+                return good
+            refused: set[str] = set()
+            for name, defs in conflicts.items():
+                incumbent = owner_before.get(name)
+                for task in defs:
+                    if task.file == incumbent:
+                        continue
+                    others = ", ".join(
+                        f"{o.file}:{o.line}" for o in defs if o.file != task.file
+                    )
+                    errors.setdefault(task.file, []).append(
+                        SpecError(
+                            file=task.file,
+                            line=task.line,
+                            task=name,
+                            field="metadata.name",
+                            message=f"{name} is also defined in {others}",
+                        )
+                    )
+                    refused.add(task.file)
+            for key in refused:
+                previous = self._good.get(key)
+                if previous is not None and good.get(key) is not previous:
+                    good[key] = previous
+                else:
+                    good.pop(key, None)
+        return good

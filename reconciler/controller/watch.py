@@ -1,0 +1,76 @@
+"""Watching the spec directory: any change anywhere below it only says "look again".
+
+inotify (watchdog's native observer) by default, polling with `--watch poll`. The watch is
+on the directory's parent too, so the directory vanishing and coming back (a git checkout
+of the parent, a ConfigMap remount) is seen; the controller re-creates the watch then.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+
+class _Poke(FileSystemEventHandler):
+    def __init__(self, poke: Callable[[], None], only: Path | None = None) -> None:
+        self._poke = poke
+        self._only = str(only) if only is not None else None
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return  # reads (ours included) change nothing
+        if self._only is not None:
+            paths = {str(event.src_path), str(getattr(event, "dest_path", "") or "")}
+            if not any(p == self._only or p.startswith(self._only + "/") for p in paths):
+                return
+        self._poke()
+
+
+class SpecWatcher:
+    def __init__(self, root: Path, mode: str, poke: Callable[[], None]) -> None:
+        self.root = root.absolute()
+        self.mode = mode
+        self._poke = poke
+        self._observer: BaseObserver | None = None
+        self._watching_root = False
+        self._lock = threading.Lock()
+
+    def _new_observer(self) -> BaseObserver:
+        if self.mode == "poll":
+            return PollingObserver(timeout=1.0)
+        return Observer()
+
+    def start(self) -> None:
+        with self._lock:
+            self._stop_locked()
+            observer = self._new_observer()
+            parent = self.root.parent
+            if parent.is_dir():
+                observer.schedule(_Poke(self._poke, only=self.root), str(parent), recursive=False)
+            self._watching_root = False
+            if self.root.is_dir():
+                observer.schedule(_Poke(self._poke), str(self.root), recursive=True)
+                self._watching_root = True
+            observer.daemon = True
+            observer.start()
+            self._observer = observer
+
+    @property
+    def watching_root(self) -> bool:
+        return self._watching_root
+
+    def _stop_locked(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop_locked()

@@ -1,0 +1,505 @@
+"""The pure decision: given tasks, due times, live runs and the clock, what to do now.
+
+Nothing here touches the OS. The controller observes, calls `reconcile`, and executes the
+actions it gets back; tests drive it with hand-made tasks, runs and instants.
+
+Times are epoch seconds. `now` may be fractional (run ages, back-off); due times are whole
+seconds.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
+
+RunKind = Literal["cron", "daemon"]
+Trigger = Literal["schedule", "manual", "reboot", "daemon"]
+
+# Back-off of crash-looping daemons, as systemd/Kubernetes users expect.
+BACKOFF_INITIAL_S = 1.0
+BACKOFF_MAX_S = 300.0
+BACKOFF_RESET_AFTER_S = 600.0
+
+# Beyond this many missed due times of one task in one tick, the older ones are not
+# enumerated one by one: a clock jumped by a year must not cost millions of iterations.
+MAX_ENUMERATED_DUE = 1000
+
+
+class ScheduleLike(Protocol):
+    kind: str
+
+    def next_after(self, t: int, tz: ZoneInfo, anchor: int | None = None) -> int | None: ...
+
+
+class TaskLike(Protocol):
+    """The fields of `reconciler.spec.Task` the decision reads."""
+
+    name: str
+    type: str
+    schedule: ScheduleLike | None
+    timezone: ZoneInfo
+    max_concurrency: int
+    concurrency_policy: str
+    starting_deadline_seconds: int
+    restart_policy: str
+    suspend: bool
+
+    def process_fingerprint(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One live run as observed: what was started, and with which limits."""
+
+    run_id: str
+    task: str
+    kind: RunKind
+    pid: int
+    started_at: float
+    due: int | None
+    fingerprint: str
+    timeout_s: int | None
+    grace_s: float
+    stopping: str | None = None  # the stop reason once a stop was sent
+
+
+@dataclass(frozen=True)
+class StartRun:
+    task: str
+    due: int | None
+    trigger: Trigger
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StopRun:
+    run_id: str
+    reason: str
+    grace_s: float
+
+
+@dataclass(frozen=True)
+class SkipRun:
+    task: str
+    due: int | None
+    reason: str
+    count: int | None = 1  # None: a summarised range of older due times, not counted
+    due_last: int | None = None
+
+
+@dataclass(frozen=True)
+class RefuseRun:
+    """A manual run request that cannot be honoured."""
+
+    task: str
+    request_id: str
+    reason: str
+
+
+Action = StartRun | StopRun | SkipRun | RefuseRun
+
+
+@dataclass(frozen=True)
+class ManualRequest:
+    request_id: str
+    task: str
+
+
+@dataclass(frozen=True)
+class DueSet:
+    """What one task has due in one tick."""
+
+    task: str
+    run: int | None  # the due time to start now, if any
+    coalesced: tuple[int, ...] = ()
+    deadline: tuple[int, ...] = ()
+    # Older due times not enumerated (see MAX_ENUMERATED_DUE): first, last of the range.
+    elided: tuple[int, int] | None = None
+    last: int | None = None  # the latest due time handled (the ledger's new cursor)
+
+
+@dataclass(frozen=True)
+class DaemonState:
+    """Restart bookkeeping of one daemon task."""
+
+    failures: int = 0
+    not_before: float = 0.0
+    # A daemon that ended for good (Never, or OnFailure with success) is not restarted
+    # until its process-relevant fields change.
+    finished_fingerprint: str | None = None
+
+
+# --- due times ------------------------------------------------------------------------
+
+
+def collect_due(
+    task: str,
+    schedule: ScheduleLike,
+    tz: ZoneInfo,
+    cursor: int,
+    now: int,
+    deadline_s: int,
+    anchor: int | None = None,
+) -> tuple[DueSet, int | None]:
+    """Due times in (cursor, now], split into the run to start and the skips.
+
+    Returns the set and the first due time after `now` (None: never again).
+    Several missed due times coalesce into one run for the latest; each other one is a
+    skip: `coalesced` while within the deadline, `deadline` past it.
+    """
+    times: list[int] = []
+    elided: tuple[int, int] | None = None
+    nxt = schedule.next_after(cursor, tz, anchor)
+    while nxt is not None and nxt <= now:
+        times.append(nxt)
+        if len(times) >= MAX_ENUMERATED_DUE and nxt < now - deadline_s - 1:
+            # Everything up to now - deadline - 1 is past the deadline anyway: summarise.
+            jump_to = now - deadline_s - 1
+            first_elided = schedule.next_after(nxt, tz, anchor)
+            if first_elided is not None and first_elided <= jump_to:
+                last_elided = first_elided
+                probe = schedule.next_after(jump_to - 1, tz, anchor)
+                if probe is not None and probe <= jump_to:
+                    last_elided = probe
+                elided = (first_elided, last_elided)
+            nxt = schedule.next_after(max(jump_to, nxt), tz, anchor)
+            continue
+        nxt = schedule.next_after(nxt, tz, anchor)
+    if not times and elided is None:
+        return DueSet(task=task, run=None, last=None), nxt
+    last = max(times[-1] if times else cursor, elided[1] if elided else cursor)
+    latest = times[-1] if times else None
+    run: int | None = None
+    coalesced: list[int] = []
+    past: list[int] = []
+    if latest is not None and now - latest <= deadline_s:
+        run = latest
+        earlier = times[:-1]
+    else:
+        earlier = times
+    for t in earlier:
+        (coalesced if now - t <= deadline_s else past).append(t)
+    return (
+        DueSet(
+            task=task,
+            run=run,
+            coalesced=tuple(coalesced),
+            deadline=tuple(past),
+            elided=elided,
+            last=last,
+        ),
+        nxt,
+    )
+
+
+@dataclass(order=True)
+class _HeapItem:
+    due: int
+    task: str = field(compare=True)
+    generation: int = field(compare=False, default=0)
+
+
+class DueQueue:
+    """Next due time of every cron task in a heap, so a tick costs O(due), not O(tasks).
+
+    `cursors` is the ledger: the last due time handled per task. A task first seen (or
+    whose schedule changed) starts from the second it was seen: nothing before that is due.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[_HeapItem] = []
+        self._generation: dict[str, int] = {}
+        self._next: dict[str, int | None] = {}
+        self._key: dict[str, tuple[object, ...]] = {}
+
+    def __len__(self) -> int:
+        return len(self._next)
+
+    @staticmethod
+    def _schedule_key(task: TaskLike, anchor: int | None) -> tuple[object, ...]:
+        text = getattr(task.schedule, "text", None) or id(task.schedule)
+        return (text, str(task.timezone), anchor)
+
+    def sync(
+        self,
+        tasks: Mapping[str, TaskLike],
+        cursors: dict[str, int],
+        anchors: Mapping[str, int],
+        now: int,
+    ) -> None:
+        """Bring the queue in line with `tasks`; cursors of new or rescheduled tasks move to now."""
+        wanted = {
+            name: t
+            for name, t in tasks.items()
+            if t.type == "cron" and t.schedule is not None and t.schedule.kind in ("cron", "every")
+        }
+        for name in list(self._next):
+            if name not in wanted:
+                self._forget(name)
+        for name, task in wanted.items():
+            anchor = anchors.get(name)
+            key = self._schedule_key(task, anchor)
+            if self._key.get(name) == key:
+                continue
+            if name in self._key or name not in cursors:
+                # New to this controller run or rescheduled: only future times are due.
+                cursors[name] = max(cursors.get(name, now), now)
+            self._key[name] = key
+            assert task.schedule is not None
+            self._push(name, task.schedule.next_after(cursors[name], task.timezone, anchor))
+
+    def _forget(self, name: str) -> None:
+        self._generation[name] = self._generation.get(name, 0) + 1
+        self._next.pop(name, None)
+        self._key.pop(name, None)
+
+    def _push(self, name: str, due: int | None) -> None:
+        gen = self._generation.get(name, 0) + 1
+        self._generation[name] = gen
+        self._next[name] = due
+        if due is not None:
+            heapq.heappush(self._heap, _HeapItem(due, name, gen))
+
+    def next_due(self, name: str) -> int | None:
+        return self._next.get(name)
+
+    def earliest(self) -> int | None:
+        while self._heap:
+            top = self._heap[0]
+            if self._generation.get(top.task) == top.generation and top.task in self._next:
+                return top.due
+            heapq.heappop(self._heap)
+        return None
+
+    def pop_due(
+        self,
+        now: int,
+        tasks: Mapping[str, TaskLike],
+        cursors: dict[str, int],
+        anchors: Mapping[str, int],
+    ) -> list[DueSet]:
+        """Every task with a due time at or before `now`; advances cursors and the heap."""
+        out: list[DueSet] = []
+        while self._heap and self._heap[0].due <= now:
+            item = heapq.heappop(self._heap)
+            name = item.task
+            if self._generation.get(name) != item.generation or name not in self._next:
+                continue
+            task = tasks[name]
+            assert task.schedule is not None
+            cursor = cursors.get(name, item.due - 1)
+            due, nxt = collect_due(
+                name,
+                task.schedule,
+                task.timezone,
+                cursor,
+                now,
+                task.starting_deadline_seconds,
+                anchors.get(name),
+            )
+            if due.last is not None:
+                cursors[name] = due.last
+                out.append(due)
+            self._push(name, nxt)
+        out.sort(key=lambda d: d.task)
+        return out
+
+
+def every_anchor(previous: int | None, now: int) -> int:
+    """`@every` runs at A+D, A+2D... where A is when the task was first applied."""
+    return previous if previous is not None else now
+
+
+# --- daemons --------------------------------------------------------------------------
+
+
+def after_daemon_exit(
+    state: DaemonState,
+    *,
+    restart_policy: str,
+    fingerprint: str,
+    exit_code: int | None,
+    signal: str | None,
+    started_at: float,
+    ended_at: float,
+    stop_reason: str | None,
+) -> DaemonState:
+    """Restart bookkeeping once a daemon's process ended."""
+    if stop_reason is not None:
+        # We stopped it (change, removal, shutdown): no back-off, no verdict.
+        return replace(state, not_before=0.0)
+    succeeded = exit_code == 0 and signal is None
+    if restart_policy == "Never" or (restart_policy == "OnFailure" and succeeded):
+        return replace(state, finished_fingerprint=fingerprint)
+    failures = state.failures
+    if ended_at - started_at >= BACKOFF_RESET_AFTER_S:
+        failures = 0
+    delay = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * (2**failures))
+    return DaemonState(failures=failures + 1, not_before=ended_at + delay)
+
+
+# --- the decision ---------------------------------------------------------------------
+
+
+def _alive(observed: Iterable[RunView], task: str) -> list[RunView]:
+    return sorted((r for r in observed if r.task == task), key=lambda r: (r.started_at, r.run_id))
+
+
+def _admit(
+    task: TaskLike, runs: Sequence[RunView], stopping_now: set[str]
+) -> tuple[bool, list[StopRun]]:
+    """May one more run of `task` start? Returns the verdict and the stops Replace needs."""
+    live = [r for r in runs if r.stopping is None and r.run_id not in stopping_now]
+    if task.concurrency_policy == "Replace":
+        excess = len(live) - task.max_concurrency + 1
+        if excess <= 0:
+            return True, []
+        return True, [StopRun(r.run_id, "replaced", r.grace_s) for r in live[:excess]]
+    # Forbid: a run that is being stopped still holds its place until it is gone.
+    holding = [r for r in runs if r.kind == "cron"]
+    return len(holding) < task.max_concurrency, []
+
+
+def reconcile(
+    now: float,
+    tasks: Mapping[str, TaskLike],
+    due: Sequence[DueSet],
+    observed: Sequence[RunView],
+    daemons: Mapping[str, DaemonState],
+    manual: Sequence[ManualRequest] = (),
+    reboot: Sequence[str] = (),
+) -> list[Action]:
+    """What to do now. `tasks` are this host's tasks; `due` comes from DueQueue.pop_due."""
+    actions: list[Action] = []
+    stopping_now: set[str] = set()
+
+    def stop(run: RunView, reason: str) -> None:
+        if run.stopping is None and run.run_id not in stopping_now:
+            stopping_now.add(run.run_id)
+            actions.append(StopRun(run.run_id, reason, run.grace_s))
+
+    # Runs past their timeout (the limits they were started with, not today's spec).
+    for run in observed:
+        if run.timeout_s is not None and now - run.started_at >= run.timeout_s:
+            stop(run, "timeout")
+
+    started: dict[str, list[RunView]] = {}
+
+    def try_start(task: TaskLike, due_t: int | None, trigger: Trigger, req: str | None) -> str | None:
+        runs = _alive(observed, task.name) + started.get(task.name, [])
+        ok, stops = _admit(task, runs, stopping_now)
+        if not ok:
+            return "max-concurrency"
+        for s in stops:
+            stopping_now.add(s.run_id)
+            actions.append(s)
+        actions.append(StartRun(task.name, due_t, trigger, req))
+        # A placeholder so a second start in the same tick sees this one.
+        placeholder = RunView(
+            run_id=f"pending:{task.name}:{len(actions)}",
+            task=task.name,
+            kind="cron",
+            pid=0,
+            started_at=now,
+            due=due_t,
+            fingerprint="",
+            timeout_s=None,
+            grace_s=0,
+        )
+        started.setdefault(task.name, []).append(placeholder)
+        return None
+
+    for name in reboot:
+        task = tasks.get(name)
+        if task is None:
+            continue
+        if task.suspend:
+            actions.append(SkipRun(name, int(now), "suspended"))
+            continue
+        reason = try_start(task, int(now), "reboot", None)
+        if reason:
+            actions.append(SkipRun(name, int(now), reason))
+
+    for d in due:
+        task = tasks.get(d.task)
+        if d.elided is not None:
+            actions.append(
+                SkipRun(d.task, d.elided[0], "deadline", count=None, due_last=d.elided[1])
+            )
+        for t in d.deadline:
+            actions.append(SkipRun(d.task, t, "deadline"))
+        for t in d.coalesced:
+            actions.append(SkipRun(d.task, t, "coalesced"))
+        if d.run is None:
+            continue
+        if task is None:
+            continue
+        if task.suspend:
+            actions.append(SkipRun(d.task, d.run, "suspended"))
+            continue
+        reason = try_start(task, d.run, "schedule", None)
+        if reason:
+            actions.append(SkipRun(d.task, d.run, reason))
+
+    for req in manual:
+        task = tasks.get(req.task)
+        if task is None:
+            actions.append(RefuseRun(req.task, req.request_id, "no such task on this host"))
+            continue
+        if task.type != "cron":
+            actions.append(RefuseRun(req.task, req.request_id, "is a daemon; it runs already"))
+            continue
+        if task.suspend:
+            actions.append(RefuseRun(req.task, req.request_id, "suspended"))
+            continue
+        reason = try_start(task, None, "manual", req.request_id)
+        if reason:
+            actions.append(RefuseRun(req.task, req.request_id, reason))
+
+    # Daemons: desired state, converged every tick.
+    by_task: dict[str, list[RunView]] = {}
+    for run in observed:
+        if run.kind == "daemon":
+            by_task.setdefault(run.task, []).append(run)
+    for name, runs in by_task.items():
+        task = tasks.get(name)
+        if task is None or task.type != "daemon":
+            for run in runs:
+                stop(run, "removed")
+        elif task.suspend:
+            for run in runs:
+                stop(run, "suspended")
+    for name, task in tasks.items():
+        if task.type != "daemon" or task.suspend:
+            continue
+        fp = task.process_fingerprint()
+        runs = sorted(by_task.get(name, []), key=lambda r: (r.started_at, r.run_id))
+        current = [r for r in runs if r.fingerprint == fp and r.stopping is None]
+        for run in runs:
+            if run.fingerprint != fp:
+                stop(run, "changed")
+        for run in current[1:]:
+            stop(run, "duplicate")
+        if runs:
+            continue  # one is running, or an old one is still on its way out
+        state = daemons.get(name, DaemonState())
+        if state.finished_fingerprint == fp:
+            continue
+        if now < state.not_before:
+            continue
+        actions.append(StartRun(name, None, "daemon"))
+    return actions
+
+
+def next_wakeup(
+    now: float,
+    observed: Sequence[RunView],
+    daemons: Mapping[str, DaemonState],
+) -> float | None:
+    """The earliest instant a timeout or a daemon restart needs attention (for idle sleeps)."""
+    times = [r.started_at + r.timeout_s for r in observed if r.timeout_s is not None and not r.stopping]
+    times += [s.not_before for s in daemons.values() if s.not_before > now]
+    return min(times) if times else None

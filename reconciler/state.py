@@ -1,0 +1,205 @@
+"""The state directory: lock, pid file, applied task set, due ledger, runs, history.
+
+Everything a restarted controller (or `status`, `diff`, `reload`, `stop`, `run`) needs to
+know about the one before it. Files are JSON, 0600, in a 0700 directory, replaced by
+rename of a fsynced temp file and never opened through a symlink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LOCK_FILE = "controller.lock"
+CONTROLLER_FILE = "controller.json"
+LEDGER_FILE = "ledger.json"
+RUNS_FILE = "runs.json"
+HISTORY_FILE = "history.json"
+APPLIED_FILE = "applied.json"
+STATUS_FILE = "status.json"
+CONTROL_SOCKET = "control.sock"
+
+HISTORY_PER_TASK = 20
+
+
+class StateError(Exception):
+    """The state directory cannot be used; the message says why, for an operator."""
+
+
+def default_state_dir(environ: dict[str, str] | None = None) -> Path:
+    env = dict(os.environ) if environ is None else environ
+    if env.get("RECONCILER_STATE_DIR"):
+        return Path(env["RECONCILER_STATE_DIR"])
+    if os.geteuid() == 0:
+        return Path("/var/lib/reconciler")
+    base = env.get("XDG_STATE_HOME") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "reconciler"
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # The command name may contain spaces and parentheses: parse after the last ')'.
+    rest = data[data.rfind(b")") + 2 :].split()
+    try:
+        return int(rest[19])
+    except (IndexError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class ControllerRef:
+    pid: int
+    info: dict[str, Any]
+
+
+class StateDir:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    # --- setup ------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the directory 0700 (whatever the umask) and check nobody else can write it."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StateError(f"cannot create state directory {self.path}: {exc.strerror}") from None
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except OSError as exc:
+            raise StateError(f"cannot read state directory {self.path}: {exc.strerror}") from None
+        if stat.S_ISLNK(st.st_mode):
+            st = os.stat(self.path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise StateError(f"state directory {self.path} is not a directory")
+        if st.st_uid != os.geteuid():
+            raise StateError(
+                f"state directory {self.path} is owned by uid {st.st_uid}, not by this user "
+                f"(uid {os.geteuid()}); refusing to use it"
+            )
+        if st.st_mode & 0o022:
+            raise StateError(
+                f"state directory {self.path} is group- or world-writable "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}); run: chmod 700 {self.path}"
+            )
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.chmod(self.path, 0o700)
+
+    def acquire(self) -> None:
+        """Hold the controller lock for the life of this process."""
+        fd = os.open(
+            self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        os.fchmod(fd, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                other = self.read_json(CONTROLLER_FILE) or {}
+                pid = other.get("pid", "?")
+                raise StateError(
+                    f"another controller (pid {pid}) is running on state directory {self.path}"
+                ) from None
+            raise StateError(f"cannot lock {self.path / LOCK_FILE}: {exc.strerror}") from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path / CONTROLLER_FILE)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- files ------------------------------------------------------------------------
+
+    def write_json(self, name: str, obj: Any, *, sync: bool = True) -> None:
+        data = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+        self.write_bytes(name, data, sync=sync)
+
+    def write_bytes(self, name: str, data: bytes, *, sync: bool = True) -> None:
+        target = self.path / name
+        tmp = self.path / f".{name}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, target)  # replaces a symlink itself, never follows it
+        if sync:
+            dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def read_json(self, name: str) -> Any | None:
+        try:
+            fd = os.open(self.path / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                return json.loads(fh.read())
+        except (OSError, ValueError):
+            return None
+
+    # --- the running controller -----------------------------------------------------------
+
+    def lock_held(self) -> bool:
+        """True when some process holds the controller lock (another process asking)."""
+        try:
+            fd = os.open(self.path / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def find_controller(self) -> ControllerRef | None:
+        """The live controller of this state dir, verified: lock held and start time matching.
+
+        A pid file left by a dead controller, or naming a pid that was reused since, gives
+        None: such a pid is never signalled.
+        """
+        if not self.lock_held():
+            return None
+        info = self.read_json(CONTROLLER_FILE)
+        if not isinstance(info, dict):
+            return None
+        pid = info.get("pid")
+        ticks = info.get("start_ticks")
+        if not isinstance(pid, int) or pid <= 0 or not isinstance(ticks, int):
+            return None
+        if process_start_ticks(pid) != ticks:
+            return None
+        return ControllerRef(pid=pid, info=info)
