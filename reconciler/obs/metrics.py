@@ -1,0 +1,240 @@
+"""Prometheus metrics of one controller, in a registry of their own (no global state).
+
+The controller keeps one :class:`Metrics` for its whole life, so counters never reset
+on a reload; :meth:`Metrics.forget_task` only drops gauge series of a removed task.
+Every method is thread-safe (prometheus_client's metrics lock themselves; the few
+multi-step updates here take :attr:`Metrics._lock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from reconciler import __version__
+from reconciler.obs.logs import dropped_lines
+
+__all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "TICK_LAG_BUCKETS", "Metrics", "OUTCOMES"]
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+# Cron jobs last from a blink to hours: 0.1 s .. 1 day.
+DURATION_BUCKETS = (
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0,
+)  # fmt: skip
+# The loop wakes every second; lag past a second means missed due times are near.
+TICK_LAG_BUCKETS = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+
+OUTCOMES = ("succeeded", "failed", "timed-out", "stopped")
+# The contract's skip reasons, created at 0 with a task's first series (see _touch).
+SKIP_REASONS = ("max-concurrency", "deadline", "coalesced", "suspended")
+
+
+class _Registry(CollectorRegistry):
+    """A registry that leaves out prometheus_client's ``*_created`` samples.
+
+    Prometheus 2.x stores them as extra gauge series per counter and histogram child,
+    which doubles the series count for nothing an alert uses. Switching them off in
+    prometheus_client is process-global; filtering here keeps it per registry.
+    """
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in super().collect():
+            if metric.type in ("counter", "histogram", "summary"):
+                created = metric.name + "_created"
+                if any(s.name == created for s in metric.samples):
+                    clone = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                    clone.samples = [s for s in metric.samples if s.name != created]
+                    metric = clone
+            yield metric
+
+
+class _DroppedLogLines:
+    """Exports the log handler's count of lines lost to a broken stdout."""
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "reconciler_log_lines_dropped",
+            "Log lines that could not be written (closed stdout pipe, full disk).",
+            value=dropped_lines(),
+        )
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry: CollectorRegistry = _Registry(auto_describe=True)
+        r = self.registry
+        self._lock = threading.Lock()
+        self._known_tasks: set[str] = set()
+        self._running_tasks: set[str] = set()
+
+        self._started = Counter(
+            "reconciler_runs_started_total",
+            "Runs started, by task and trigger (schedule, manual, reboot, restart).",
+            ["task", "trigger"],
+            registry=r,
+        )
+        self._finished = Counter(
+            "reconciler_runs_finished_total",
+            "Runs that ended, by task and outcome (succeeded, failed, timed-out, stopped).",
+            ["task", "outcome"],
+            registry=r,
+        )
+        self._duration = Histogram(
+            "reconciler_run_duration_seconds",
+            "Wall-clock duration of finished runs.",
+            ["task"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self._skipped = Counter(
+            "reconciler_runs_skipped_total",
+            "Due runs that were not started, by task and reason.",
+            ["task", "reason"],
+            registry=r,
+        )
+        self._running = Gauge(
+            "reconciler_running_processes",
+            "Runs alive now (own and adopted), by task.",
+            ["task"],
+            registry=r,
+        )
+        self._last_success = Gauge(
+            "reconciler_last_success_timestamp_seconds",
+            "Unix time at which the last successful run of the task ended.",
+            ["task"],
+            registry=r,
+        )
+        self._spec_errors = Gauge(
+            "reconciler_spec_errors",
+            "Spec files that are invalid now (their last valid tasks stay in force).",
+            registry=r,
+        )
+        self._spec_invalid = Counter(
+            "reconciler_spec_invalid_total",
+            "Loads of a spec file that failed validation.",
+            registry=r,
+        )
+        self._tasks_loaded = Gauge(
+            "reconciler_tasks_loaded",
+            "Tasks in force (valid, all hosts) after the last load.",
+            registry=r,
+        )
+        self._tick_lag = Histogram(
+            "reconciler_tick_lag_seconds",
+            "How late the controller loop ran a tick after the second it was due.",
+            buckets=TICK_LAG_BUCKETS,
+            registry=r,
+        )
+        self._last_tick = Gauge(
+            "reconciler_last_tick_timestamp_seconds",
+            "Unix time of the controller loop's last tick.",
+            registry=r,
+        )
+        self._daemon_restarts = Counter(
+            "reconciler_daemon_restarts_total",
+            "Daemon processes restarted after they exited.",
+            ["task"],
+            registry=r,
+        )
+        Info("reconciler_build", "Version of the running controller.", registry=r).info(
+            {"version": __version__}
+        )
+        r.register(_DroppedLogLines())
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+
+    # -- series that exist at 0 --------------------------------------------------------
+
+    def _touch(self, task: str) -> None:
+        """Create a task's counter series at 0 the first time the task shows up.
+
+        ``increase()`` cannot see the first increment of a series that appears with
+        value 1; a series already scraped at 0 makes "3 failures in an hour" count 3.
+        """
+        if task in self._known_tasks:
+            return
+        with self._lock:
+            if task in self._known_tasks:
+                return
+            self._known_tasks.add(task)
+        for outcome in OUTCOMES:
+            self._finished.labels(task, outcome)
+        for reason in SKIP_REASONS:
+            self._skipped.labels(task, reason)
+        self._daemon_restarts.labels(task)
+
+    def declare_tasks(self, tasks: Iterable[str]) -> None:
+        """Create the series of loaded tasks at 0 (call after each spec load)."""
+        for task in tasks:
+            self._touch(task)
+
+    # -- runs ------------------------------------------------------------------------
+
+    def run_started(self, task: str, trigger: str = "schedule") -> None:
+        self._touch(task)
+        self._started.labels(task, trigger).inc()
+
+    def run_finished(self, task: str, outcome: str, duration_s: float, ended_at: float) -> None:
+        self._touch(task)
+        self._finished.labels(task, outcome).inc()
+        self._duration.labels(task).observe(max(0.0, duration_s))
+        if outcome == "succeeded":
+            self._last_success.labels(task).set(ended_at)
+
+    def run_skipped(self, task: str, reason: str) -> None:
+        self._touch(task)
+        self._skipped.labels(task, reason).inc()
+
+    def daemon_restart(self, task: str) -> None:
+        self._touch(task)
+        self._daemon_restarts.labels(task).inc()
+
+    # -- gauges ----------------------------------------------------------------------
+
+    def set_running(self, counts: Mapping[str, int]) -> None:
+        """Running processes by task; tasks seen before and absent now go to 0."""
+        with self._lock:
+            for task in self._running_tasks - counts.keys():
+                self._running.labels(task).set(0)
+            for task, n in counts.items():
+                self._running.labels(task).set(n)
+            self._running_tasks.update(counts.keys())
+
+    def forget_task(self, task: str) -> None:
+        """Drop a removed task's gauge series; its counters keep their values (a
+        counter that vanished and came back would look like a reset)."""
+        with self._lock:
+            self._running_tasks.discard(task)
+            for gauge in (self._running, self._last_success):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(task)
+
+    def set_spec_errors(self, n: int) -> None:
+        self._spec_errors.set(n)
+
+    def spec_error(self) -> None:
+        self._spec_invalid.inc()
+
+    def set_tasks_loaded(self, n: int) -> None:
+        self._tasks_loaded.set(n)
+
+    def tick(self, lag_s: float, now: float) -> None:
+        self._tick_lag.observe(max(0.0, lag_s))
+        self._last_tick.set(now)
+
+    # -- exposition ------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """Prometheus text exposition format 0.0.4 (:data:`CONTENT_TYPE`)."""
+        return generate_latest(self.registry)
