@@ -1,0 +1,290 @@
+"""The pure decision, driven with hand-made tasks, runs and instants: no processes, no sleeping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from reconciler.reconcile import (
+    BACKOFF_MAX_S,
+    MAX_ENUMERATED_DUE,
+    DaemonState,
+    DueQueue,
+    ManualRequest,
+    RefuseRun,
+    RunView,
+    SkipRun,
+    StartRun,
+    StopRun,
+    after_daemon_exit,
+    collect_due,
+    reconcile,
+)
+
+UTC = ZoneInfo("UTC")
+T0 = 1_800_000_000  # an arbitrary whole second
+
+
+@dataclass(frozen=True)
+class Every:
+    """A schedule due every `step` seconds from 0 (a stand-in for the cron evaluator)."""
+
+    step: int = 1
+    kind: str = "cron"
+    text: str = "every"
+
+    def next_after(self, t: int, tz: ZoneInfo, anchor: int | None = None) -> int | None:
+        return (t // self.step + 1) * self.step
+
+
+@dataclass(frozen=True)
+class FakeTask:
+    name: str
+    type: str = "cron"
+    schedule: Every | None = field(default_factory=Every)
+    timezone: ZoneInfo = UTC
+    max_concurrency: int = 1
+    concurrency_policy: str = "Forbid"
+    starting_deadline_seconds: int = 10
+    restart_policy: str = "Always"
+    suspend: bool = False
+    fingerprint: str = "fp1"
+
+    def process_fingerprint(self) -> str:
+        return self.fingerprint
+
+
+def run(task: str, run_id: str, started: float, kind: str = "cron", **kw: object) -> RunView:
+    base: dict[str, object] = dict(
+        run_id=run_id,
+        task=task,
+        kind=kind,
+        pid=1000,
+        started_at=started,
+        due=None,
+        fingerprint="fp1",
+        timeout_s=None,
+        grace_s=30.0,
+    )
+    base.update(kw)
+    return RunView(**base)  # type: ignore[arg-type]
+
+
+def test_collect_due_runs_latest_and_coalesces_the_rest() -> None:
+    due, nxt = collect_due("t", Every(), UTC, T0, T0 + 5, deadline_s=10)
+    assert due.run == T0 + 5
+    assert due.coalesced == (T0 + 1, T0 + 2, T0 + 3, T0 + 4)
+    assert due.deadline == ()
+    assert due.last == T0 + 5
+    assert nxt == T0 + 6
+
+
+def test_collect_due_past_deadline_is_skipped_not_run() -> None:
+    # Stalled 35 s with a 15 s deadline: the latest is still within, older ones are past.
+    due, _ = collect_due("t", Every(10), UTC, T0 - 10, T0 + 35, deadline_s=15)
+    assert due.run == T0 + 30
+    assert due.deadline == (T0, T0 + 10)
+    assert due.coalesced == (T0 + 20,)
+
+
+def test_collect_due_latest_past_deadline_runs_nothing() -> None:
+    due, _ = collect_due("t", Every(60), UTC, T0 - 60, T0 + 20, deadline_s=10)
+    assert due.run is None
+    assert due.deadline == (T0,)
+
+
+def test_collect_due_bounded_after_a_huge_clock_jump() -> None:
+    year = 365 * 86400
+    due, nxt = collect_due("t", Every(), UTC, T0, T0 + year, deadline_s=10)
+    assert due.run == T0 + year
+    assert len(due.deadline) + len(due.coalesced) <= MAX_ENUMERATED_DUE + 20
+    assert due.elided is not None and due.elided[0] < due.elided[1] < T0 + year - 10
+    assert nxt == T0 + year + 1
+
+
+def test_due_queue_due_at_most_once_per_second_and_clock_back() -> None:
+    tasks = {"a": FakeTask("a")}
+    q = DueQueue()
+    cursors: dict[str, int] = {}
+    q.sync(tasks, cursors, {}, T0)
+    assert q.pop_due(T0, tasks, cursors, {}) == []  # first seen at T0: T0 itself is not due
+    got = q.pop_due(T0 + 1, tasks, cursors, {})
+    assert [d.run for d in got] == [T0 + 1]
+    assert q.pop_due(T0 + 1, tasks, cursors, {}) == []
+    # Clock steps back: nothing handled is due again.
+    assert q.pop_due(T0 - 100, tasks, cursors, {}) == []
+    assert q.pop_due(T0 + 1, tasks, cursors, {}) == []
+    assert [d.run for d in q.pop_due(T0 + 2, tasks, cursors, {})] == [T0 + 2]
+
+
+def test_due_queue_restart_resumes_from_ledger() -> None:
+    tasks = {"a": FakeTask("a")}
+    cursors = {"a": T0 + 3}  # the previous controller handled up to T0+3
+    q = DueQueue()
+    q.sync(tasks, cursors, {}, T0 + 6)
+    got = q.pop_due(T0 + 6, tasks, cursors, {})
+    assert got[0].run == T0 + 6
+    assert got[0].coalesced == (T0 + 4, T0 + 5)
+
+
+def test_due_queue_reschedule_does_not_backfill() -> None:
+    q = DueQueue()
+    cursors: dict[str, int] = {}
+    tasks = {"a": FakeTask("a", schedule=Every(3600, text="hourly"))}
+    q.sync(tasks, cursors, {}, T0)
+    tasks = {"a": FakeTask("a", schedule=Every(1, text="secondly"))}
+    q.sync(tasks, cursors, {}, T0 + 1800)
+    got = q.pop_due(T0 + 1801, tasks, cursors, {})
+    assert [d.run for d in got] == [T0 + 1801]
+    assert got[0].deadline == () and got[0].coalesced == ()
+
+
+def test_due_queue_forgets_removed_tasks() -> None:
+    q = DueQueue()
+    cursors: dict[str, int] = {}
+    q.sync({"a": FakeTask("a")}, cursors, {}, T0)
+    q.sync({}, cursors, {}, T0)
+    assert q.pop_due(T0 + 5, {}, cursors, {}) == []
+    assert len(q) == 0
+
+
+def test_forbid_skips_at_the_limit() -> None:
+    task = FakeTask("a")
+    due, _ = collect_due("a", Every(), UTC, T0, T0 + 1, 10)
+    actions = reconcile(T0 + 1, {"a": task}, [due], [run("a", "r1", T0 - 5)], {})
+    assert actions == [SkipRun("a", T0 + 1, "max-concurrency")]
+
+
+def test_forbid_counts_runs_being_stopped() -> None:
+    task = FakeTask("a")
+    due, _ = collect_due("a", Every(), UTC, T0, T0 + 1, 10)
+    actions = reconcile(T0 + 1, {"a": task}, [due], [run("a", "r1", T0 - 5, stopping="timeout")], {})
+    assert actions == [SkipRun("a", T0 + 1, "max-concurrency")]
+
+
+def test_max_concurrency_two_allows_a_second() -> None:
+    task = FakeTask("a", max_concurrency=2)
+    due, _ = collect_due("a", Every(), UTC, T0, T0 + 1, 10)
+    actions = reconcile(T0 + 1, {"a": task}, [due], [run("a", "r1", T0 - 5)], {})
+    assert actions == [StartRun("a", T0 + 1, "schedule")]
+
+
+def test_replace_stops_oldest_and_starts_at_once() -> None:
+    task = FakeTask("a", concurrency_policy="Replace", max_concurrency=2)
+    due, _ = collect_due("a", Every(), UTC, T0, T0 + 1, 10)
+    live = [run("a", "new", T0 - 1), run("a", "old", T0 - 9)]
+    actions = reconcile(T0 + 1, {"a": task}, [due], live, {})
+    assert actions == [StopRun("old", "replaced", 30.0), StartRun("a", T0 + 1, "schedule")]
+
+
+def test_timeout_uses_the_limits_the_run_started_with() -> None:
+    live = [run("gone", "r1", T0 - 100, timeout_s=50), run("gone", "r2", T0 - 10, timeout_s=50)]
+    actions = reconcile(T0, {}, [], live, {})
+    assert actions == [StopRun("r1", "timeout", 30.0)]
+
+
+def test_removed_task_leaves_cron_runs_alone() -> None:
+    actions = reconcile(T0, {}, [], [run("gone", "r1", T0 - 100)], {})
+    assert actions == []
+
+
+def test_suspended_skips_and_stops_daemons() -> None:
+    cron = FakeTask("c", suspend=True)
+    daemon = FakeTask("d", type="daemon", schedule=None, suspend=True)
+    due, _ = collect_due("c", Every(), UTC, T0, T0 + 1, 10)
+    actions = reconcile(
+        T0 + 1,
+        {"c": cron, "d": daemon},
+        [due],
+        [run("d", "dr", T0 - 50, kind="daemon"), run("c", "cr", T0 - 1)],
+        {},
+    )
+    assert SkipRun("c", T0 + 1, "suspended") in actions
+    assert StopRun("dr", "suspended", 30.0) in actions
+    assert not any(isinstance(a, StopRun) and a.run_id == "cr" for a in actions)
+
+
+def test_daemon_started_when_absent_and_left_when_running() -> None:
+    d = FakeTask("d", type="daemon", schedule=None)
+    assert reconcile(T0, {"d": d}, [], [], {}) == [StartRun("d", None, "daemon")]
+    assert reconcile(T0, {"d": d}, [], [run("d", "r", T0 - 5, kind="daemon")], {}) == []
+
+
+def test_daemon_changed_is_restarted_after_the_old_one_is_gone() -> None:
+    d = FakeTask("d", type="daemon", schedule=None, fingerprint="fp2")
+    old = run("d", "r", T0 - 5, kind="daemon")
+    assert reconcile(T0, {"d": d}, [], [old], {}) == [StopRun("r", "changed", 30.0)]
+    stopping = run("d", "r", T0 - 5, kind="daemon", stopping="changed")
+    assert reconcile(T0, {"d": d}, [], [stopping], {}) == []
+    assert reconcile(T0, {"d": d}, [], [], {}) == [StartRun("d", None, "daemon")]
+
+
+def test_daemon_removed_is_stopped() -> None:
+    assert reconcile(T0, {}, [], [run("d", "r", T0 - 5, kind="daemon")], {}) == [
+        StopRun("r", "removed", 30.0)
+    ]
+
+
+def test_daemon_backoff_grows_and_caps_and_resets() -> None:
+    state = DaemonState()
+    delays = []
+    t = float(T0)
+    for _ in range(12):
+        state = after_daemon_exit(
+            state, restart_policy="Always", fingerprint="fp1", exit_code=1, signal=None,
+            started_at=t, ended_at=t + 1, stop_reason=None,
+        )
+        delays.append(state.not_before - (t + 1))
+        t = state.not_before
+    assert delays[:5] == [1, 2, 4, 8, 16]
+    assert max(delays) == BACKOFF_MAX_S
+    # Ten minutes of healthy running resets the back-off.
+    state = after_daemon_exit(
+        state, restart_policy="Always", fingerprint="fp1", exit_code=1, signal=None,
+        started_at=t, ended_at=t + 601, stop_reason=None,
+    )
+    assert state.not_before - (t + 601) == 1
+    d = FakeTask("d", type="daemon", schedule=None)
+    assert reconcile(state.not_before - 0.5, {"d": d}, [], [], {"d": state}) == []
+    assert reconcile(state.not_before, {"d": d}, [], [], {"d": state}) == [StartRun("d", None, "daemon")]
+
+
+def test_restart_policies() -> None:
+    kw = dict(fingerprint="fp1", started_at=T0, ended_at=T0 + 5, stop_reason=None, signal=None)
+    never = after_daemon_exit(DaemonState(), restart_policy="Never", exit_code=1, **kw)  # type: ignore[arg-type]
+    assert never.finished_fingerprint == "fp1"
+    ok = after_daemon_exit(DaemonState(), restart_policy="OnFailure", exit_code=0, **kw)  # type: ignore[arg-type]
+    assert ok.finished_fingerprint == "fp1"
+    bad = after_daemon_exit(DaemonState(), restart_policy="OnFailure", exit_code=2, **kw)  # type: ignore[arg-type]
+    assert bad.finished_fingerprint is None and bad.not_before == T0 + 6
+    d = FakeTask("d", type="daemon", schedule=None, restart_policy="Never")
+    assert reconcile(T0 + 100, {"d": d}, [], [], {"d": never}) == []
+    changed = FakeTask("d", type="daemon", schedule=None, restart_policy="Never", fingerprint="fp2")
+    assert reconcile(T0 + 100, {"d": changed}, [], [], {"d": never}) == [StartRun("d", None, "daemon")]
+    stopped = after_daemon_exit(DaemonState(failures=3, not_before=1), restart_policy="Always",
+                                exit_code=None, **{**kw, "stop_reason": "changed"})  # type: ignore[arg-type]
+    assert stopped.not_before == 0.0
+
+
+def test_manual_runs_respect_concurrency() -> None:
+    task = FakeTask("a")
+    req = ManualRequest("q1", "a")
+    assert reconcile(T0, {"a": task}, [], [], {}, [req]) == [StartRun("a", None, "manual", "q1")]
+    assert reconcile(T0, {"a": task}, [], [run("a", "r", T0 - 1)], {}, [req]) == [
+        RefuseRun("a", "q1", "max-concurrency")
+    ]
+    assert reconcile(T0, {}, [], [], {}, [req]) == [RefuseRun("a", "q1", "no such task on this host")]
+
+
+def test_two_starts_in_one_tick_count_against_the_limit() -> None:
+    task = FakeTask("a")
+    due, _ = collect_due("a", Every(), UTC, T0, T0 + 1, 10)
+    actions = reconcile(T0 + 1, {"a": task}, [due], [], {}, [ManualRequest("q", "a")])
+    assert actions == [StartRun("a", T0 + 1, "schedule"), RefuseRun("a", "q", "max-concurrency")]
+
+
+def test_reboot_runs_once_at_start() -> None:
+    task = FakeTask("boot", schedule=None)
+    assert reconcile(T0, {"boot": task}, [], [], {}, reboot=["boot"]) == [
+        StartRun("boot", T0, "reboot")
+    ]
