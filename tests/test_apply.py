@@ -1,0 +1,283 @@
+"""End-to-end: a real controller, real processes, real signals, in temp directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from controller_harness import (
+    ControllerProc,
+    pids_in_group,
+    wait_until,
+    write_task,
+    zombies_of,
+)
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    spec = tmp_path / "specs"
+    spec.mkdir()
+    os.chmod(spec, 0o755)
+    return spec, tmp_path / "state"
+
+
+@pytest.fixture
+def controller(dirs: tuple[Path, Path]) -> Iterator[list[ControllerProc]]:
+    started: list[ControllerProc] = []
+    yield started
+    for c in started:
+        c.kill() if c.proc.poll() is None else None
+
+
+def start(started: list[ControllerProc], dirs: tuple[Path, Path], *args: str) -> ControllerProc:
+    c = ControllerProc(dirs[0], dirs[1], list(args))
+    started.append(c)
+    c.wait_for("spec.applied")
+    return c
+
+
+def test_per_second_task_runs_every_second(dirs, controller, tmp_path: Path) -> None:
+    out = tmp_path / "ticks"
+    write_task(dirs[0], "tick", {"schedule": "* * * * * *", "command": ["sh", "-c", f"date +%s >> {out}"]})
+    c = start(controller, dirs)
+    started = c.wait_for("run.started", task="tick", count=3)
+    exited = c.wait_for("run.exited", task="tick", count=3)
+    assert all(e["outcome"] == "succeeded" and e["exit_code"] == 0 for e in exited)
+    dues = [datetime.fromisoformat(e["due"]).timestamp() for e in started]
+    assert len(set(dues)) == len(dues), "a due second started twice"
+    assert all(e["type"] == "cron" and isinstance(e["pid"], int) for e in started)
+    assert c.stop() == 0
+    assert len(out.read_text().split()) >= 3
+
+
+def test_forbid_skips_while_a_slow_run_is_alive(dirs, controller) -> None:
+    write_task(dirs[0], "slow", {"schedule": "* * * * * *", "command": ["sleep", "4"]})
+    c = start(controller, dirs)
+    skipped = c.wait_for("run.skipped", task="slow", reason="max-concurrency", count=2)
+    assert all(e["due"] for e in skipped)
+    assert len(c.find("run.started", task="slow")) == 1
+    assert c.stop() == 0
+    stopped = c.find("run.exited", task="slow")
+    assert stopped and stopped[0]["outcome"] == "stopped"
+
+
+def test_replace_stops_the_old_run(dirs, controller) -> None:
+    write_task(
+        dirs[0],
+        "repl",
+        {"schedule": "*/2 * * * * *", "command": ["sleep", "100"], "concurrencyPolicy": "Replace",
+         "terminationGracePeriodSeconds": 5},
+    )
+    c = start(controller, dirs)
+    first = c.wait_for("run.started", task="repl")[0]
+    c.wait_for("run.started", task="repl", count=2, timeout=30)
+    ex = c.wait_for("run.exited", task="repl", run_id=first["run_id"])[0]
+    assert ex["outcome"] == "stopped"
+    assert ex["signal"] == "SIGTERM"
+    assert c.stop() == 0
+
+
+def test_timeout_kills_the_whole_group(dirs, controller, tmp_path: Path) -> None:
+    write_task(
+        dirs[0],
+        "hang",
+        {"schedule": "@every 1h", "command": "sleep 100 & sleep 100", "timeoutSeconds": 1,
+         "terminationGracePeriodSeconds": 2},
+    )
+    c = start(controller, dirs)
+    c.signal(signal.SIGHUP)  # nothing to change; reload must not disturb anything
+    import subprocess
+    import sys
+
+    # Start it now rather than waiting for the hour.
+    res = subprocess.run(
+        [sys.executable, "-m", "reconciler", "run", "hang", "--state-dir", str(dirs[1])],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    started = c.wait_for("run.started", task="hang")[0]
+    assert started["trigger"] == "manual" and started["due"] is None
+    pgid = started["pid"]
+    ex = c.wait_for("run.exited", task="hang", timeout=30)[0]
+    assert ex["outcome"] == "timed-out"
+    wait_until(lambda: not pids_in_group(pgid), 10, "no survivor of the run's group")
+    assert c.stop() == 0
+
+
+def test_daemon_restarted_with_growing_delays(dirs, controller) -> None:
+    write_task(dirs[0], "crashy", {"type": "daemon", "command": ["sh", "-c", "exit 3"]})
+    c = start(controller, dirs)
+    starts = c.wait_for("run.started", task="crashy", count=4, timeout=40)
+    times = [datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp() for e in starts]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert gaps[0] >= 0.9 and gaps[1] >= 1.9 and gaps[2] >= 3.9, gaps
+    assert gaps[2] > gaps[0]
+    assert all(e["type"] == "daemon" and e["due"] is None for e in starts)
+    exits = c.find("run.exited", task="crashy")
+    assert exits[0]["exit_code"] == 3 and exits[0]["outcome"] == "failed"
+    assert c.stop() == 0
+
+
+def test_sigterm_stops_everything_gracefully(dirs, controller) -> None:
+    write_task(dirs[0], "d1", {"type": "daemon", "command": "sleep 1000 & sleep 1000; wait"})
+    write_task(
+        dirs[0], "d2",
+        {"type": "daemon", "command": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]},
+    )
+    c = start(controller, dirs)
+    s1 = c.wait_for("run.started", task="d1")[0]
+    s2 = c.wait_for("run.started", task="d2")[0]
+    groups = [s1["pid"], s2["pid"]]
+    assert c.stop(timeout=60) == 0
+    for pgid in groups:
+        assert not pids_in_group(pgid), f"group {pgid} survived"
+    assert zombies_of(c.pid) == []
+    outcomes = {e["task"]: e["outcome"] for e in c.find("run.exited")}
+    assert outcomes == {"d1": "stopped", "d2": "stopped"}
+    assert c.find("controller.stopped")
+
+
+def test_long_line_arrives_split_and_complete(dirs, controller) -> None:
+    size = 1_000_000
+    write_task(
+        dirs[0], "big",
+        {"type": "daemon", "restartPolicy": "Never",
+         "command": ["python3", "-c", f"import sys; sys.stdout.write('a' * {size} + '\\n')"]},
+    )
+    c = start(controller, dirs)
+    c.wait_for("run.exited", task="big")
+    parts = c.find("run.output", task="big")
+    assert len(parts) >= 2
+    text = "".join(p["message"] for p in parts)
+    assert text.count("a") == size
+    assert all(p["stream"] == "stdout" for p in parts)
+    assert c.stop() == 0
+
+
+def test_non_utf8_output_is_escaped(dirs, controller) -> None:
+    write_task(
+        dirs[0], "bytes",
+        {"type": "daemon", "restartPolicy": "Never",
+         "command": ["sh", "-c", "printf 'ok \\377\\376 end\\n'; printf 'err line\\n' >&2"]},
+    )
+    c = start(controller, dirs)
+    c.wait_for("run.exited", task="bytes")
+    lines = {e["stream"]: e["message"] for e in c.find("run.output", task="bytes")}
+    assert lines["stdout"] == "ok \\xff\\xfe end"
+    assert lines["stderr"] == "err line"
+    assert c.stop() == 0
+
+
+def test_hosts_that_do_not_match_start_nothing(dirs, controller) -> None:
+    write_task(dirs[0], "elsewhere", {"schedule": "* * * * * *", "command": ["true"], "hosts": ["db-*", "10.1.0.0/16"]})
+    write_task(dirs[0], "here", {"schedule": "* * * * * *", "command": ["true"], "hosts": ["test-*"]})
+    c = start(controller, dirs)
+    c.wait_for("run.exited", task="here", count=2)
+    assert not c.find("run.started", task="elsewhere")
+    applied = c.find("spec.applied")[0]
+    assert applied["added"] == ["here"]
+    assert c.stop() == 0
+
+
+def test_env_values_never_logged(dirs, controller, tmp_path: Path) -> None:
+    out = tmp_path / "env"
+    write_task(
+        dirs[0], "secret",
+        {"schedule": "* * * * * *", "env": {"API_TOKEN": "hunter2-very-secret"},
+         "command": ["sh", "-c", f"printf '%s' \"$API_TOKEN\" > {out}"]},
+    )
+    c = start(controller, dirs)
+    c.wait_for("run.exited", task="secret")
+    assert out.read_text() == "hunter2-very-secret"
+    assert c.stop() == 0
+    assert not any("hunter2" in line for line in c.raw)
+    for f in dirs[1].iterdir():
+        if f.is_file():
+            assert b"hunter2" not in f.read_bytes(), f
+
+
+def test_suspended_task_does_not_run(dirs, controller) -> None:
+    write_task(dirs[0], "off", {"schedule": "* * * * * *", "command": ["true"], "suspend": True})
+    write_task(dirs[0], "on", {"schedule": "* * * * * *", "command": ["true"]})
+    c = start(controller, dirs)
+    c.wait_for("run.exited", task="on", count=3)
+    assert not c.find("run.started", task="off")
+    assert len(c.find("run.skipped", task="off", reason="suspended")) == 1  # logged once
+    assert c.stop() == 0
+
+
+def test_state_dir_is_private(dirs, controller) -> None:
+    old = os.umask(0)
+    try:
+        write_task(dirs[0], "t", {"schedule": "* * * * * *", "command": ["true"]})
+        c = start(controller, dirs)
+        c.wait_for("run.exited", task="t")
+    finally:
+        os.umask(old)
+    assert (dirs[1].stat().st_mode & 0o777) == 0o700
+    for f in dirs[1].iterdir():
+        if f.is_file() and not f.is_symlink():
+            assert (f.stat().st_mode & 0o777) == 0o600, f
+    assert c.stop() == 0
+
+
+def test_refuses_a_group_writable_state_dir(dirs, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dirs[1].mkdir()
+    os.chmod(dirs[1], 0o770)
+    res = subprocess.run(
+        [sys.executable, "-m", "reconciler", "apply", str(dirs[0]), "--state-dir", str(dirs[1])],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert res.returncode == 1
+    assert "group- or world-writable" in res.stderr
+
+
+def test_second_controller_on_same_state_dir_refused(dirs, controller) -> None:
+    import subprocess
+    import sys
+
+    c = start(controller, dirs)
+    res = subprocess.run(
+        [sys.executable, "-m", "reconciler", "apply", str(dirs[0]), "--state-dir", str(dirs[1])],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert res.returncode == 1
+    assert f"another controller (pid {c.pid})" in res.stderr
+    assert c.stop() == 0
+
+
+def test_http_without_host_is_a_usage_error(dirs) -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "reconciler", "apply", str(dirs[0]), "--http", ":9100"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert res.returncode == 2
+
+
+def test_runs_json_records_live_runs(dirs, controller) -> None:
+    write_task(dirs[0], "d", {"type": "daemon", "command": ["sleep", "1000"]})
+    c = start(controller, dirs)
+    s = c.wait_for("run.started", task="d")[0]
+
+    def recorded() -> bool:
+        try:
+            runs = json.loads((dirs[1] / "runs.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return any(r["pid"] == s["pid"] and r["start_ticks"] for r in runs)
+
+    wait_until(recorded, 10, "runs.json lists the daemon")
+    assert c.stop() == 0
