@@ -1,0 +1,84 @@
+'''Spawning runs and everything about their processes; knows nothing of specs or schedules.
+
+API
+---
+``RunSpec(run_id, task, argv, env, cwd=None, user=None)``
+    ``argv`` is exec'd as is (a shell command arrives as ``['/bin/sh', '-c', cmd]``,
+    a bare name is looked up in the child's ``PATH``). ``env`` is the child's *whole*
+    environment. ``user`` is a name or a uid.
+
+``Supervisor(on_output, wake=None)``
+    ``on_output(run_id, task, stream, line)`` is called from one pump thread for every
+    output line (``stream`` is ``'stdout'`` or ``'stderr'``). ``wake()`` is called from
+    the pump thread whenever poll() has news it could not learn from SIGCHLD (pipes at
+    EOF, an adopted run gone). The controller installs a SIGCHLD handler calling wake;
+    nothing global is installed here.
+
+    - ``start(spec) -> RunHandle`` or ``SpawnError`` (its message is for users).
+    - ``stop(run_id, grace, reason)``: SIGTERM to the run's process group now, SIGKILL to
+      the group once ``grace`` seconds passed (sent by poll(); call poll() by
+      ``next_deadline()``). A second stop keeps the earlier deadline unless its own is
+      sooner; the first reason wins. Unknown run ids are ignored.
+    - ``adopt(run_id, task, pid, start_ticks, started_at) -> RunHandle | None``: a run left
+      by a previous controller; None if the pid is gone or is now another process.
+    - ``poll() -> list[Exited]``: never blocks; reaps, escalates, notices adopted runs gone.
+    - ``running()``, ``next_deadline()`` (monotonic), ``stop_all(reason, grace_for)``,
+      ``close()`` (stops the pump thread; does not stop runs).
+
+``become_subreaper()``, ``process_start_ticks(pid)``.
+
+Behaviour
+---------
+- Each run is a new session and process group (setsid), stdin ``/dev/null``, stdout and
+  stderr separate pipes, no other inherited fd, SIGPIPE/SIGXFSZ back to default. Signals
+  ignored or blocked in the thread calling start() stay so in the child (exec keeps them),
+  so call start() from a thread with default dispositions and an empty mask. Runs without
+  ``user`` take Popen's vfork() fast path.
+- ``user``: only with a root controller. The child gets the user's uid and primary gid
+  (real, effective, saved), exactly the groups of getgrouplist(3), and ``HOME``, ``USER``,
+  ``LOGNAME`` from its passwd entry. A name that does not exist, or a uid without a passwd
+  entry, is refused. A digit-only name that is not a user name is read as a uid. A
+  ``cwd`` the user could not reach (mode bits of every directory on the path) is refused,
+  because the child changes directory before dropping root.
+- Reaping: poll() calls waitpid(-1, WNOHANG) until nothing is left, so it reaps *every*
+  child of this process (orphans reparented to us as subreaper or PID 1 included). Other
+  code in the controller must therefore not wait for children of its own (subprocess.run
+  and the like) while a Supervisor is in use.
+- A run is reported (``Exited``) after its process is reaped and its pipes reach EOF, or
+  one second after the reap if something (a background grandchild) keeps them open; the
+  rest buffered in the pipe is read, then our read ends are closed. All output lines of a
+  run are delivered before poll() returns its ``Exited``.
+- A run ending on its own leaves the rest of its process group alone (as cron does). A
+  stopped run (timeout, replace, shutdown, removal) is reported only when its whole group
+  is gone: members that outlive the leader keep their grace period and get the SIGKILL.
+  ``Exited.stop_reason`` is set only when the leader was still alive when stopped.
+- Adopted runs are signalled through their group when they lead one (pgid == pid, as
+  runs we start do), else through their pid alone, checking its start time first. Their
+  end is noticed through a pidfd (or /proc); their exit status is unknown
+  (``exit_code`` None) unless we are their reaper (PID 1).
+- Output: lines split on ``\\n`` and decoded as UTF-8 with invalid bytes escaped
+  (``\\xff``); ``\\r`` is kept. A line over 64 KiB comes in pieces of at most 64 KiB (not
+  cut inside a UTF-8 character); every piece but the last ends with
+  ``CONTINUATION_MARKER``. A final line without ``\\n`` is delivered at EOF. The pump reads
+  one chunk per ready pipe per round, so a flooding run cannot starve the others, and
+  holds no supervisor lock while calling ``on_output``; a slow ``on_output`` slows the
+  runs' writes, it never drops lines.
+'''
+
+from reconciler.supervisor.core import Supervisor
+from reconciler.supervisor.lines import CONTINUATION_MARKER, MAX_LINE_BYTES
+from reconciler.supervisor.model import Exited, RunHandle, RunSpec, SpawnError
+from reconciler.supervisor.procinfo import process_start_ticks
+from reconciler.supervisor.reaper import become_subreaper
+
+__all__ = [
+    "CONTINUATION_MARKER",
+    "MAX_LINE_BYTES",
+    "Exited",
+    "RunHandle",
+    "RunSpec",
+    "SpawnError",
+    "Supervisor",
+    "become_subreaper",
+    "process_start_ticks",
+]

@@ -1,0 +1,317 @@
+"""The Supervisor: the live runs of this controller and everything about their processes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from reconciler.supervisor.model import Exited, RunHandle, RunSpec
+from reconciler.supervisor.procinfo import group_exists, read_stat
+from reconciler.supervisor.pump import OutputCallback, Pump, Stream, Waker
+from reconciler.supervisor.reaper import describe_status, reap_all
+from reconciler.supervisor.spawn import spawn
+
+log = logging.getLogger("reconciler.supervisor")
+
+# After its process ends, a run waits at most this long for its pipes to reach EOF
+# (a background grandchild may hold them open forever).
+DRAIN_SECONDS = 1.0
+# After SIGKILL, how long a stopped run waits for its process group to be empty.
+KILL_WAIT_SECONDS = 1.0
+# Nothing tells us when the last member of a group exits if it was not our child.
+GROUP_RECHECK_SECONDS = 0.25
+# Adopted runs without a pidfd are only noticed by looking at /proc.
+ADOPTED_RECHECK_SECONDS = 1.0
+
+
+@dataclass(eq=False)
+class _Run:
+    handle: RunHandle
+    popen: subprocess.Popen[bytes] | None = None
+    streams: list[Stream] = field(default_factory=list)
+    open_streams: int = 0
+    waker: Waker | None = None
+    # Set when the leader process is over (reaped, or vanished from /proc if adopted).
+    ended_at: float | None = None
+    ended_mono: float | None = None
+    exit_code: int | None = None
+    signal: str | None = None
+    stop_reason: str | None = None
+    # Stopping: SIGTERM sent, SIGKILL due at kill_deadline (monotonic).
+    kill_deadline: float | None = None
+    kill_sent: float | None = None
+    # When nothing more is awaited from the process group; the drain clock starts here.
+    settled: float | None = None
+    abandoned: bool = False
+    group_gone: bool = False
+    # Adopted runs that do not lead their own group are signalled alone.
+    whole_group: bool = True
+
+
+class Supervisor:
+    """Starts, stops, adopts and reaps runs. See the package docstring for the contract."""
+
+    def __init__(self, on_output: OutputCallback, wake: Callable[[], None] | None = None) -> None:
+        self._wake = wake or (lambda: None)
+        self._lock = threading.Lock()
+        self._runs: dict[str, _Run] = {}
+        self._by_pid: dict[int, _Run] = {}
+        self._closed = False
+        self._pump = Pump(on_output)
+
+    # --- starting and adopting ----------------------------------------------------------
+
+    def start(self, spec: RunSpec) -> RunHandle:
+        if self._closed:
+            raise RuntimeError("supervisor is closed")
+        # The lock is held across the spawn so that poll() in another thread cannot
+        # reap a quick child before it is known.
+        with self._lock:
+            if spec.run_id in self._runs:
+                raise ValueError(f"run {spec.run_id} already exists")
+            spawned = spawn(spec)
+            started_at = time.time()
+            pid = spawned.popen.pid
+            st = read_stat(pid)
+            handle = RunHandle(
+                run_id=spec.run_id,
+                task=spec.task,
+                pid=pid,
+                pgid=pid,  # start_new_session: the child leads its own session and group
+                start_ticks=st.start_ticks if st is not None else 0,
+                started_at=started_at,
+                adopted=False,
+            )
+            run = _Run(handle, popen=spawned.popen, open_streams=2)
+            self._runs[spec.run_id] = run
+            self._by_pid[pid] = run
+            on_done = functools.partial(self._stream_done, run)
+            run.streams = [
+                self._pump.add_stream(spec.run_id, spec.task, name, fd, on_done)
+                for name, fd in (("stdout", spawned.stdout_fd), ("stderr", spawned.stderr_fd))
+            ]
+        return handle
+
+    def adopt(
+        self, run_id: str, task: str, pid: int, start_ticks: int, started_at: float
+    ) -> RunHandle | None:
+        """Take over a run left by a previous controller; None if it is gone (or the pid
+        now belongs to another process)."""
+        st = read_stat(pid)
+        if st is None or st.start_ticks != start_ticks or st.state in ("Z", "X"):
+            return None
+        pidfd: int | None = None
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        except (OSError, AttributeError):
+            pidfd = None  # old kernel: noticed by polling /proc instead
+        if pidfd is not None and (read_stat(pid) or st).start_ticks != start_ticks:
+            os.close(pidfd)  # the pid was reused between the two looks
+            return None
+        handle = RunHandle(run_id, task, pid, st.pgid, start_ticks, started_at, adopted=True)
+        run = _Run(handle, whole_group=st.pgid == pid)
+        with self._lock:
+            if run_id in self._runs:
+                if pidfd is not None:
+                    os.close(pidfd)
+                raise ValueError(f"run {run_id} already exists")
+            self._runs[run_id] = run
+            self._by_pid[pid] = run
+            if pidfd is not None:
+                run.waker = self._pump.add_waker(pidfd, self._wake)
+        return handle
+
+    # --- stopping -------------------------------------------------------------------------
+
+    def _signal(self, run: _Run, sig: signal.Signals) -> bool:
+        """Signal the run's process group; False when there is nobody left to signal."""
+        if run.group_gone:
+            return False
+        h = run.handle
+        try:
+            if run.whole_group:
+                os.killpg(h.pgid, sig)
+            else:
+                st = read_stat(h.pid)
+                if run.ended_mono is not None or st is None or st.start_ticks != h.start_ticks:
+                    return False
+                os.kill(h.pid, sig)
+        except ProcessLookupError:
+            run.group_gone = True
+            return False
+        except PermissionError as exc:
+            log.warning("cannot signal run %s (pgid %d): %s", h.run_id, h.pgid, exc.strerror)
+            return False
+        return True
+
+    def stop(self, run_id: str, grace: float, reason: str) -> None:
+        """SIGTERM to the run's process group now, SIGKILL when `grace` runs out.
+
+        A second stop keeps the earlier deadline unless its own is sooner, and the first
+        reason. The run's Exited still comes from poll()."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return
+            now = time.monotonic()
+            deadline = now + max(0.0, grace)
+            if run.kill_deadline is None:
+                if run.ended_mono is None:
+                    run.stop_reason = reason
+                    self._signal(run, signal.SIGTERM)
+                elif self._signal(run, signal.SIGTERM):
+                    # The leader ended on its own but its group lives on: the rest of the
+                    # group gets its grace period too before the run is reported.
+                    run.settled = None
+                else:
+                    return
+                run.kill_deadline = deadline
+            elif deadline < run.kill_deadline:
+                run.kill_deadline = deadline
+            if run.kill_sent is None and run.kill_deadline <= now:
+                self._escalate(run, now)
+
+    def stop_all(self, reason: str, grace_for: Callable[[RunHandle], float]) -> None:
+        for handle in self.running():
+            self.stop(handle.run_id, grace_for(handle), reason)
+
+    def _escalate(self, run: _Run, now: float) -> None:
+        self._signal(run, signal.SIGKILL)
+        run.kill_sent = now
+
+    # --- observing ---------------------------------------------------------------------
+
+    def _stream_done(self, run: _Run, _stream: Stream) -> None:
+        # Pump thread.
+        with self._lock:
+            run.open_streams -= 1
+        self._wake()
+
+    def _reap(self, now: float) -> None:
+        for pid, status in reap_all():
+            run = self._by_pid.pop(pid, None)
+            if run is None:
+                continue  # an orphaned grandchild, or a child of nobody we know
+            if run.popen is not None:
+                # Keeps Popen.__del__ from waiting on (or warning about) this pid.
+                run.popen.returncode = os.waitstatus_to_exitcode(status)
+                run.popen = None
+            if run.ended_mono is None:
+                run.exit_code, run.signal = describe_status(status)
+                run.ended_at = time.time()
+                run.ended_mono = now
+
+    def _check_adopted(self, now: float) -> None:
+        me = os.getpid()
+        for run in self._runs.values():
+            h = run.handle
+            if not h.adopted or run.ended_mono is not None:
+                continue
+            st = read_stat(h.pid)
+            same = st is not None and st.start_ticks == h.start_ticks
+            if same and st is not None and (st.state not in ("Z", "X") or st.ppid == me):
+                continue  # alive, or our own zombie that the next reap collects
+            self._by_pid.pop(h.pid, None)
+            run.ended_at = time.time()
+            run.ended_mono = now
+            if run.waker is not None:
+                self._pump.discard_waker(run.waker)
+
+    def _settle(self, run: _Run, now: float) -> None:
+        if run.kill_deadline is None:
+            run.settled = run.ended_mono
+        elif not run.whole_group or run.group_gone or not group_exists(run.handle.pgid):
+            run.group_gone = run.group_gone or run.whole_group
+            run.settled = now
+        elif run.kill_sent is not None and now >= run.kill_sent + KILL_WAIT_SECONDS:
+            log.warning("process group %d survived SIGKILL", run.handle.pgid)
+            run.settled = now
+
+    def poll(self) -> list[Exited]:
+        """Reap, escalate due SIGKILLs, notice adopted runs ending; return finished runs.
+
+        Never blocks. A run is returned once its process is over (for a stopped run: its
+        whole process group) and its output pipes reached EOF, or DRAIN_SECONDS later."""
+        out: list[Exited] = []
+        with self._lock:
+            now = time.monotonic()
+            self._reap(now)
+            self._check_adopted(now)
+            for run in list(self._runs.values()):
+                due = run.kill_deadline
+                if due is not None and run.kill_sent is None and now >= due:
+                    self._escalate(run, now)
+                if run.ended_mono is None:
+                    continue
+                if run.settled is None:
+                    self._settle(run, now)
+                    if run.settled is None:
+                        continue
+                if run.open_streams > 0:
+                    if not run.abandoned and now >= run.settled + DRAIN_SECONDS:
+                        run.abandoned = True
+                        for stream in run.streams:
+                            self._pump.abandon(stream)
+                    continue
+                out.append(self._finish(run))
+        return out
+
+    def _finish(self, run: _Run) -> Exited:
+        h = run.handle
+        del self._runs[h.run_id]
+        if self._by_pid.get(h.pid) is run:
+            del self._by_pid[h.pid]
+        assert run.ended_at is not None
+        return Exited(
+            run_id=h.run_id,
+            task=h.task,
+            pid=h.pid,
+            exit_code=run.exit_code,
+            signal=run.signal,
+            started_at=h.started_at,
+            ended_at=run.ended_at,
+            stop_reason=run.stop_reason,
+        )
+
+    def running(self) -> list[RunHandle]:
+        """Every run not yet returned by poll(), adopted ones included."""
+        with self._lock:
+            return [run.handle for run in self._runs.values()]
+
+    def next_deadline(self) -> float | None:
+        """Monotonic time by which poll() should be called even if nothing wakes us."""
+        now = time.monotonic()
+        times: list[float] = []
+        with self._lock:
+            for run in self._runs.values():
+                if run.kill_deadline is not None and run.kill_sent is None:
+                    times.append(run.kill_deadline)
+                if run.ended_mono is None:
+                    if run.handle.adopted and run.waker is None:
+                        times.append(now + ADOPTED_RECHECK_SECONDS)
+                elif run.settled is None:
+                    if run.kill_deadline is None:
+                        times.append(now)
+                    else:
+                        times.append(now + GROUP_RECHECK_SECONDS)
+                        if run.kill_sent is not None:
+                            times.append(run.kill_sent + KILL_WAIT_SECONDS)
+                elif run.open_streams == 0:
+                    times.append(now)
+                elif not run.abandoned:
+                    times.append(run.settled + DRAIN_SECONDS)
+        return min(times) if times else None
+
+    def close(self) -> None:
+        """Stop the pump thread. Runs are left as they are: stop them first."""
+        self._closed = True
+        self._pump.close()
