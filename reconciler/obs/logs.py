@@ -272,6 +272,14 @@ def _text_value(value: object) -> str:
         if value and not any(c in value for c in ' "=\\') and _CONTROL_RE.search(value) is None:
             return value
         return escape_control(json.dumps(value, ensure_ascii=False))
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)  # an IntEnum's repr is not a number
+    if isinstance(value, float) and math.isfinite(value):
+        return float.__repr__(value)
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
     except (ValueError, TypeError, RecursionError):
