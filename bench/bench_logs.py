@@ -54,7 +54,7 @@ CASES: dict[str, Callable[[int], None]] = {
     ),
     "run.output (escapes)": lambda i: log_event(
         "run.output",
-        "\x1b[31mred\x1b[0m\tcol\r\\x80 {\"event\": \"run.started\"}",
+        '\x1b[31mred\x1b[0m\tcol\r\\x80 {"event": "run.started"}',
         task="flood",
         run_id="flood-1",
         stream="stderr",
@@ -72,6 +72,11 @@ CASES: dict[str, Callable[[int], None]] = {
         outcome="failed",
     ),
 }
+
+
+def _flood(case: Callable[[int], None], n: int) -> None:
+    for i in range(n):
+        case(i)
 
 
 def bench(n: int, fmt: str, target: str) -> None:
@@ -109,7 +114,7 @@ def main() -> int:
         setup_logging("json", stream)
         n = args.lines // nthreads
         threads = [
-            threading.Thread(target=lambda: [CASES["run.output (80 chars)"](i) for i in range(n)])
+            threading.Thread(target=_flood, args=(CASES["run.output (80 chars)"], n))
             for _ in range(nthreads)
         ]
         start = time.perf_counter()
