@@ -19,7 +19,7 @@ DEADLINE = 10.0  # generous: a loaded 2-core machine must not make the suite fla
 
 
 def wait_for(
-    check: Callable[[], T], timeout: float = DEADLINE, interval: float = 0.01, what: str = ""
+    check: Callable[[], T | None], timeout: float = DEADLINE, interval: float = 0.01, what: str = ""
 ) -> T:
     """Call check until it returns something truthy; fail after timeout."""
     end = time.monotonic() + timeout

@@ -85,7 +85,9 @@ def test_no_inherited_fds_and_default_signals(h: Harness) -> None:
     os.set_inheritable(leak, True)  # even an inheritable fd must not reach the child
     try:
         h.sup.start(RunSpec("r1", "t", ["/bin/ls", "/proc/self/fd"], ENV))
-        h.sup.start(sh("r2", "grep -E '^Sig(Ign|Blk):' /proc/self/status; readlink /proc/self/fd/0"))
+        h.sup.start(
+            sh("r2", "grep -E '^Sig(Ign|Blk):' /proc/self/status; readlink /proc/self/fd/0")
+        )
         h.wait("r1")
         h.wait("r2")
     finally:
@@ -233,7 +235,11 @@ def test_popen_is_quiet_after_reap(h: Harness) -> None:
         "    time.sleep(0.01)\n"
         "s.close(); gc.collect(); print('ok')\n"
     )
-    h.sup.start(RunSpec("py", "t", [sys.executable, "-X", "dev", "-W", "error", "-c", code], dict(os.environ)))
+    h.sup.start(
+        RunSpec(
+            "py", "t", [sys.executable, "-X", "dev", "-W", "error", "-c", code], dict(os.environ)
+        )
+    )
     ex = h.wait("py", timeout=30)
     assert h.out.lines("py", "stderr") == []
     assert (ex.exit_code, h.out.lines("py")) == (0, ["ok"])

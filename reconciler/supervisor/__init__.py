@@ -1,4 +1,4 @@
-'''Spawning runs and everything about their processes; knows nothing of specs or schedules.
+"""Spawning runs and everything about their processes; knows nothing of specs or schedules.
 
 API
 ---
@@ -63,7 +63,7 @@ Behaviour
   one chunk per ready pipe per round, so a flooding run cannot starve the others, and
   holds no supervisor lock while calling ``on_output``; a slow ``on_output`` slows the
   runs' writes, it never drops lines.
-'''
+"""
 
 from reconciler.supervisor.core import Supervisor
 from reconciler.supervisor.lines import CONTINUATION_MARKER, MAX_LINE_BYTES
