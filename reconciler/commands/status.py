@@ -1,0 +1,311 @@
+"""`reconciler status`: what the controller of a state directory is doing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping
+from datetime import tzinfo
+from typing import Any
+
+from reconciler import render
+from reconciler.commands.common import add_state_dir, state_dir
+from reconciler.fleet import (
+    AppliedTask,
+    Ledger,
+    LiveRun,
+    applied_next_due,
+    applied_schedule,
+    read_applied,
+    read_ledger,
+    read_runs,
+)
+from reconciler.spec.zones import host_zone
+from reconciler.state import (
+    APPLIED_FILE,
+    HISTORY_FILE,
+    LEDGER_FILE,
+    RUNS_FILE,
+    STATUS_FILE,
+    ControllerRef,
+    StateDir,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "status",
+        help="show what the controller on this host is doing",
+        description="Show the controller of a state directory: its tasks, running "
+        "processes, last runs, next due times and spec errors. Exit 1 when no "
+        "controller runs.",
+    )
+    add_state_dir(p)
+    p.add_argument("-o", "--output", choices=["json"], help="output format")
+    p.set_defaults(func=run)
+
+
+def unreadable(sd: StateDir) -> str | None:
+    """Why the state directory cannot be inspected by this user, if it cannot."""
+    if not sd.path.exists():
+        return None
+    if not os.access(sd.path, os.R_OK | os.X_OK):
+        return (
+            f"cannot read state directory {sd.path}: permission denied "
+            "(run as the controller's user)"
+        )
+    return None
+
+
+def find(sd: StateDir, command: str) -> ControllerRef | None:
+    """The verified controller, or None after saying why on stderr."""
+    problem = unreadable(sd)
+    if problem:
+        render.error(command, problem)
+        return None
+    ref = sd.find_controller()
+    if ref is None:
+        render.error(command, f"no controller is running for state directory {sd.path}")
+    return ref
+
+
+def _last_run(items: Any) -> dict[str, Any] | None:
+    if isinstance(items, list) and items and isinstance(items[-1], Mapping):
+        return dict(items[-1])
+    return None
+
+
+def _daemon_state(
+    task: AppliedTask, runs: list[LiveRun], ledger: Ledger, now: float
+) -> dict[str, Any]:
+    mine = [r for r in runs if r.task == task.name and r.kind == "daemon"]
+    info = ledger.daemons.get(task.name, {})
+    failures = int(info.get("failures") or 0)
+    if task.spec.get("suspend"):
+        state = "stopping" if mine else "suspended"
+    elif mine:
+        state = "stopping" if all(r.stopping for r in mine) else "running"
+    elif float(info.get("not_before") or 0) > now:
+        state = "back-off"
+    elif info.get("finished_fingerprint"):
+        state = "finished"
+    else:
+        state = "starting"
+    return {
+        "state": state,
+        "failures": failures,
+        "restart_at": info.get("not_before") if state == "back-off" else None,
+    }
+
+
+def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
+    """Everything `status` shows, as JSON-ready data (env values never included)."""
+    info = ref.info
+    status = sd.read_json(STATUS_FILE)
+    status = status if isinstance(status, Mapping) else {}
+    applied = read_applied(sd.read_json(APPLIED_FILE))
+    runs = read_runs(sd.read_json(RUNS_FILE))
+    ledger = read_ledger(sd.read_json(LEDGER_FILE))
+    history = sd.read_json(HISTORY_FILE)
+    history = history if isinstance(history, Mapping) else {}
+    local = host_zone()
+    zones: dict[str, tzinfo] = {n: applied_schedule(t).zone for n, t in applied.items()}
+    started = info.get("started_at")
+    started = float(started) if isinstance(started, (int, float)) else None
+
+    tasks = []
+    for name, task in sorted(applied.items()):
+        zone = zones[name]
+        nxt = applied_next_due(task, ledger, now) if task.type == "cron" else None
+        last = _last_run(history.get(name))
+        item: dict[str, Any] = {
+            "name": name,
+            "type": task.type,
+            "schedule": task.spec.get("schedule"),
+            "timezone": task.spec.get("timezone"),
+            "suspend": bool(task.spec.get("suspend")),
+            "file": task.file,
+            "line": task.line,
+            "running": sum(1 for r in runs if r.task == name),
+            "next_due": render.rfc3339(nxt, zone),
+            "last_run": None,
+        }
+        if task.type == "daemon":
+            item["daemon"] = _daemon_state(task, runs, ledger, now)
+            item["daemon"]["restart_at"] = render.rfc3339(item["daemon"]["restart_at"], zone)
+        if last is not None:
+            item["last_run"] = {
+                "run_id": last.get("run_id"),
+                "trigger": last.get("trigger"),
+                "due": render.rfc3339(last.get("due"), zone),
+                "started_at": render.rfc3339(last.get("started_at"), zone),
+                "ended_at": render.rfc3339(last.get("ended_at"), zone),
+                "outcome": last.get("outcome"),
+                "exit_code": last.get("exit_code"),
+                "signal": last.get("signal"),
+                "duration_s": last.get("duration_s"),
+                "error": last.get("error"),
+            }
+        tasks.append(item)
+
+    running = [
+        {
+            "task": r.task,
+            "run_id": r.run_id,
+            "kind": r.kind,
+            "pid": r.pid,
+            "trigger": r.trigger,
+            "due": render.rfc3339(r.due, zones.get(r.task, local)),
+            "started_at": render.rfc3339(r.started_at, zones.get(r.task, local)),
+            "age_s": round(max(0.0, now - r.started_at), 3),
+            "stopping": r.stopping,
+        }
+        for r in runs
+    ]
+    errors = status.get("spec_errors")
+    return {
+        "controller": {
+            "pid": ref.pid,
+            "version": info.get("version"),
+            "started_at": render.rfc3339(started, local),
+            "uptime_s": round(now - started, 3) if started is not None else None,
+            "spec_dir": info.get("spec_dir"),
+            "state_dir": str(sd.path.absolute()),
+            "identity": info.get("identity"),
+            "watch": info.get("watch"),
+            "http": info.get("http"),
+        },
+        "specs": {
+            "loaded": bool(status),
+            "updated_at": render.rfc3339(status.get("updated_at"), local),
+            "dir_error": status.get("dir_error"),
+            "errors": list(errors) if isinstance(errors, list) else [],
+            "tasks_total": status.get("tasks_total"),
+            "tasks_for_host": status.get("tasks_for_host", len(applied)),
+        },
+        "running": running,
+        "tasks": tasks,
+    }
+
+
+def _identity_text(identity: Any) -> str:
+    if not isinstance(identity, Mapping):
+        return "-"
+    parts = [str(a) for a in identity.get("addresses") or []]
+    parts += [str(n) for n in identity.get("names") or []]
+    return ", ".join(parts) or "(no addresses or names)"
+
+
+def _error_text(err: Any) -> str:
+    if isinstance(err, Mapping):
+        return render.safe(str(err.get("error") or err.get("message") or err))
+    return render.safe(str(err))
+
+
+def _last_text(last: Mapping[str, Any] | None, ended: float | None, now: float) -> list[str]:
+    """LAST RUN, RESULT, DURATION cells."""
+    if last is None:
+        return ["-", "-", "-"]
+    result = str(last.get("outcome") or "?")
+    if last.get("exit_code") is not None:
+        result += f" (exit {last['exit_code']})"
+    elif last.get("signal"):
+        result += f" ({last['signal']})"
+    when = render.relative(ended, now) if ended is not None else "-"
+    dur = last.get("duration_s")
+    return [when, result, render.seconds_text(dur if isinstance(dur, (int, float)) else None)]
+
+
+def print_human(data: dict[str, Any], history: Mapping[str, Any], now: float) -> None:
+    c = data["controller"]
+    s = data["specs"]
+    up = render.duration(c["uptime_s"]) if c["uptime_s"] is not None else "?"
+    lines = [
+        ("Controller", f"running, pid {c['pid']}, up {up} (since {c['started_at']})"),
+        ("Version", str(c["version"] or "?")),
+        ("Spec dir", render.safe(str(c["spec_dir"]))),
+        ("State dir", render.safe(c["state_dir"])),
+        ("Host", _identity_text(c["identity"])),
+    ]
+    if not s["loaded"]:
+        lines.append(("Tasks", "loading"))
+    else:
+        lines.append(
+            ("Tasks", f"{s['tasks_for_host']} for this host, {s['tasks_total']} in the documents")
+        )
+    n_err = len(s["errors"]) + (1 if s["dir_error"] else 0)
+    lines.append(("Spec errors", str(n_err) if n_err else "none"))
+    width = max(len(k) for k, _ in lines) + 2
+    for key, value in lines:
+        print(f"{(key + ':').ljust(width)}{value}")
+    if s["dir_error"]:
+        print(f"  {render.safe(str(s['dir_error']))}")
+    for err in s["errors"]:
+        print(f"  {_error_text(err)}")
+
+    print()
+    if data["running"]:
+        print(f"Running ({len(data['running'])}):")
+        rows = []
+        for r in data["running"]:
+            age = render.duration(r["age_s"])
+            if r["stopping"]:
+                age += f" (stopping: {r['stopping']})"
+            rows.append([r["task"], r["run_id"], str(r["pid"]), r["trigger"], r["due"] or "-", age])
+        render.print_table(["TASK", "RUN ID", "PID", "TRIGGER", "DUE", "AGE"], rows)
+    else:
+        print("Running: nothing")
+
+    print()
+    if not data["tasks"]:
+        print("Tasks: none for this host")
+        return
+    print("Tasks:")
+    rows = []
+    for t in data["tasks"]:
+        sched = "-"
+        if t["type"] == "cron":
+            sched = render.clip(str(t["schedule"]), 40)
+            if t["timezone"]:
+                sched += f" ({t['timezone']})"
+        if t["type"] == "daemon":
+            d = t["daemon"]
+            nxt = d["state"]
+            if d["state"] == "back-off":
+                nxt += f", restart at {d['restart_at']} ({d['failures']} failures)"
+        elif t["suspend"]:
+            nxt = "suspended"
+        elif t["next_due"]:
+            nxt = t["next_due"]
+        elif str(t["schedule"]).startswith("@reboot"):
+            nxt = "@reboot"
+        else:
+            nxt = "-"
+        items = history.get(t["name"])
+        last = _last_run(items)
+        ended = last.get("ended_at") if last else None
+        rows.append(
+            [t["name"], t["type"], sched, nxt, str(t["running"])]
+            + _last_text(last, ended if isinstance(ended, (int, float)) else None, now)
+        )
+    render.print_table(
+        ["NAME", "TYPE", "SCHEDULE", "NEXT", "RUNNING", "LAST RUN", "RESULT", "DURATION"], rows
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    sd = state_dir(args)
+    ref = find(sd, "status")
+    if ref is None:
+        return 1
+    now = time.time()
+    data = collect(sd, ref, now)
+    if args.output == "json":
+        render.dump_json(data)
+        return 0
+    history = sd.read_json(HISTORY_FILE)
+    print_human(data, history if isinstance(history, Mapping) else {}, now)
+    sys.stdout.flush()
+    return 0
