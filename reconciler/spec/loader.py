@@ -1,0 +1,359 @@
+"""From files to tasks: read (bounded), parse, validate, and check names across files."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from reconciler.spec.checks import check_semantics
+from reconciler.spec.discovery import discover_roots
+from reconciler.spec.errors import SpecError, document_label
+from reconciler.spec.jsonload import parse_json
+from reconciler.spec.models import NAME_PATTERN, TaskDocument
+from reconciler.spec.safeyaml import ParsedFile, RawDocument, parse_yaml, quote
+from reconciler.spec.safeyaml import Path as FieldPath
+from reconciler.spec.schema import Issue, check_document
+from reconciler.spec.security import running_as_root, unsafe_reason
+from reconciler.spec.task import FrozenDict, Task, freeze
+from reconciler.spec.zones import host_zone
+
+MAX_FILE_BYTES = 1024 * 1024
+
+_NAME = re.compile(NAME_PATTERN)
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+
+
+@dataclass
+class FileLoad:
+    """One file's outcome. A file with any error contributes no tasks."""
+
+    path: str
+    tasks: list[Task] = field(default_factory=list)
+    errors: list[SpecError] = field(default_factory=list)
+
+
+@dataclass
+class LoadResult:
+    files: dict[str, FileLoad] = field(default_factory=dict)
+    errors: list[SpecError] = field(default_factory=list)
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """Tasks of the files without errors (a duplicate name marks the later file invalid)."""
+        return {t.name: t for f in self.files.values() if not f.errors for t in f.tasks}
+
+
+def field_name(path: FieldPath) -> str | None:
+    """`spec.hosts[2]`, `spec.env.API_KEY`; odd keys are quoted so a line stays one line."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            text = part if _PLAIN_KEY.match(part) else quote(part)
+            out += f".{text}" if out else text
+    return out or None
+
+
+@dataclass
+class _Context:
+    host_tz: ZoneInfo
+    root: str | None
+    check_permissions: bool
+    folder_modes: dict[str, int] = field(default_factory=dict)
+
+
+def load_file(
+    path: Path | str,
+    display: str | None = None,
+    *,
+    root: str | Path | None = None,
+    check_permissions: bool | None = None,
+    host_tz: ZoneInfo | None = None,
+) -> FileLoad:
+    """Read and validate one file; never raises for anything the file contains.
+
+    `root` is the spec directory the file was found in (folders up to it are checked for
+    safe permissions when running as root); `check_permissions` defaults to "am I root".
+    """
+    ctx = _Context(
+        host_tz=host_tz or host_zone(),
+        root=None if root is None else str(root),
+        check_permissions=running_as_root() if check_permissions is None else check_permissions,
+    )
+    return _load_file(str(path), display if display is not None else str(path), ctx)
+
+
+def _file_error(display: str, message: str, line: int | None = None) -> FileLoad:
+    return FileLoad(display, [], [SpecError(display, line, None, None, message)])
+
+
+def _read(path: str, display: str, ctx: _Context) -> str | FileLoad:
+    try:
+        # O_NONBLOCK: a FIFO named x.yaml must not stall the reader.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return _file_error(display, "broken symlink")
+        return _file_error(display, f"cannot read: {(exc.strerror or str(exc)).lower()}")
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            return _file_error(display, "is a directory, not a task file")
+        if not stat.S_ISREG(st.st_mode):
+            return _file_error(display, "not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            return _file_error(
+                display, f"file is larger than 1 MiB ({st.st_size} bytes); refused unread"
+            )
+        if ctx.check_permissions:
+            reason = unsafe_reason(path, st.st_mode, ctx.root, ctx.folder_modes)
+            if reason:
+                return _file_error(display, reason)
+        chunks = []
+        remaining = MAX_FILE_BYTES + 1
+        while remaining > 0:
+            chunk = os.read(fd, remaining)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        return _file_error(display, f"cannot read: {(exc.strerror or str(exc)).lower()}")
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        return _file_error(display, "file is larger than 1 MiB; refused unread")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return _file_error(display, f"not valid UTF-8 (byte {exc.start})", line)
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _load_file(path: str, display: str, ctx: _Context) -> FileLoad:
+    text = _read(path, display, ctx)
+    if isinstance(text, FileLoad):
+        return text
+    parsed: ParsedFile = parse_json(text) if path.endswith(".json") else parse_yaml(text)
+    load = FileLoad(display)
+    names: dict[str, int] = {}
+    for doc in parsed.documents:
+        task = _document(doc, display, ctx, load.errors)
+        if task is None:
+            continue
+        first = names.get(task.name)
+        if first is not None:
+            load.errors.append(
+                SpecError(
+                    display,
+                    doc.line_of(("metadata", "name")),
+                    task.name,
+                    "metadata.name",
+                    f"duplicate task name; also defined at {display}:{first}",
+                )
+            )
+            continue
+        names[task.name] = task.line
+        load.tasks.append(task)
+    if parsed.problem is not None:
+        problem = parsed.problem
+        load.errors.append(SpecError(display, problem.line, None, None, problem.message))
+    if load.errors:
+        load.tasks = []
+        load.errors.sort(key=lambda e: e.line or 0)
+    return load
+
+
+def _label(doc: RawDocument) -> str:
+    data = doc.data
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if isinstance(name, str) and len(name) <= 63 and _NAME.match(name) and "\n" not in name:
+        return name
+    return document_label(doc.index)
+
+
+def _document(
+    doc: RawDocument, display: str, ctx: _Context, errors: list[SpecError]
+) -> Task | None:
+    label = _label(doc)
+
+    def report(issues: list[Issue]) -> None:
+        for path, message in issues:
+            errors.append(SpecError(display, doc.line_of(path), label, field_name(path), message))
+
+    if doc.problems:
+        for problem in doc.problems:
+            where = field_name(problem.path)
+            errors.append(SpecError(display, problem.line, label, where, problem.message))
+        return None
+    data = doc.data
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else quote(data)
+        errors.append(
+            SpecError(
+                display, doc.line, label, None, f"a task document must be a mapping, not {kind}"
+            )
+        )
+        return None
+    checked = check_semantics(data)
+    try:
+        model = TaskDocument.model_validate(data)
+    except ValidationError as exc:
+        issues = check_document(data) or _pydantic_issues(exc)
+        report(issues + checked.issues)
+        return None
+    if checked.issues:
+        report(checked.issues)
+        return None
+    return _task(model, doc, display, ctx, checked.schedule, checked.zone, checked.hosts)
+
+
+def _pydantic_issues(exc: ValidationError) -> list[Issue]:
+    # Only if the schema accepted what the models refused, which the agreement tests
+    # rule out; still, never let such a document through silently.
+    out = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
+        out.append(Issue(loc, str(err["msg"])[:200]))
+    return out
+
+
+def _task(
+    model: TaskDocument,
+    doc: RawDocument,
+    display: str,
+    ctx: _Context,
+    schedule: Any,
+    zone: ZoneInfo | None,
+    hosts: Any,
+) -> Task:
+    spec = model.spec
+    meta = model.metadata
+    daemon = spec.type == "daemon"
+    command: tuple[str, ...] | str = (
+        spec.command if isinstance(spec.command, str) else tuple(spec.command)
+    )
+    norm: dict[str, Any] = {"type": spec.type}
+    if not daemon:
+        norm["schedule"] = spec.schedule
+    if spec.timezone is not None:
+        norm["timezone"] = spec.timezone
+    norm["command"] = spec.command if isinstance(spec.command, str) else list(spec.command)
+    if spec.hosts is not None:
+        norm["hosts"] = list(spec.hosts)
+    if not daemon:
+        norm["maxConcurrency"] = spec.max_concurrency
+        norm["concurrencyPolicy"] = spec.concurrency_policy
+        norm["startingDeadlineSeconds"] = spec.starting_deadline_seconds
+    if spec.timeout_seconds is not None:
+        norm["timeoutSeconds"] = spec.timeout_seconds
+    norm["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds
+    if daemon:
+        norm["restartPolicy"] = spec.restart_policy
+    norm["env"] = dict(spec.env)
+    if spec.working_dir is not None:
+        norm["workingDir"] = spec.working_dir
+    if spec.user is not None:
+        norm["user"] = spec.user
+    norm["suspend"] = spec.suspend
+    document = freeze(
+        {
+            "apiVersion": model.api_version,
+            "kind": model.kind,
+            "metadata": {"name": meta.name, "labels": dict(meta.labels)},
+            "spec": norm,
+        }
+    )
+    return Task(
+        name=meta.name,
+        file=display,
+        line=doc.line,
+        labels=document["metadata"]["labels"],
+        type=spec.type,
+        schedule=None if daemon else schedule,
+        schedule_text=None if daemon else spec.schedule,
+        timezone=zone or ctx.host_tz,
+        timezone_name=spec.timezone,
+        command=command,
+        hosts=hosts if spec.hosts is not None else None,
+        max_concurrency=1 if daemon else spec.max_concurrency,
+        concurrency_policy="Forbid" if daemon else spec.concurrency_policy,
+        starting_deadline_seconds=spec.starting_deadline_seconds,
+        timeout_seconds=spec.timeout_seconds,
+        termination_grace_period_seconds=spec.termination_grace_period_seconds,
+        restart_policy=spec.restart_policy if daemon else "Never",
+        env=document["spec"]["env"],
+        working_dir=spec.working_dir,
+        user=spec.user,
+        suspend=spec.suspend,
+        document=document,
+        source=doc.source,
+    )
+
+
+def find_duplicates(files: Mapping[str, FileLoad]) -> list[SpecError]:
+    """Task names defined in more than one file: each later definition is an error."""
+    first: dict[str, Task] = {}
+    errors: list[SpecError] = []
+    for load in files.values():
+        for task in load.tasks:
+            seen = first.get(task.name)
+            if seen is None:
+                first[task.name] = task
+                continue
+            errors.append(
+                SpecError(
+                    task.file,
+                    task.line,
+                    task.name,
+                    "metadata.name",
+                    f"duplicate task name; also defined at {seen.file}:{seen.line}",
+                )
+            )
+    return errors
+
+
+def load_paths(paths: Sequence[str | Path], *, check_permissions: bool | None = None) -> LoadResult:
+    """Discover, load every file, then check names across files."""
+    found, errors = discover_roots(paths)
+    ctx = _Context(
+        host_tz=host_zone(),
+        root=None,
+        check_permissions=running_as_root() if check_permissions is None else check_permissions,
+    )
+    result = LoadResult()
+    for path, root in found:
+        ctx.root = root
+        display = str(path)
+        result.files[display] = _load_file(display, display, ctx)
+    for error in find_duplicates(result.files):
+        load = result.files[error.file]
+        load.errors.append(error)
+        load.tasks = []
+    for load in result.files.values():
+        errors.extend(load.errors)
+    result.errors = errors
+    return result
+
+
+__all__ = [
+    "FileLoad",
+    "LoadResult",
+    "FrozenDict",
+    "find_duplicates",
+    "load_file",
+    "load_paths",
+]

@@ -1,0 +1,118 @@
+"""The validated, immutable form of one task document, shared by every room."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from reconciler.hosts import HostPattern
+    from reconciler.schedule import Schedule
+
+
+class FrozenDict(dict[str, Any]):
+    """A dict that refuses changes: still a dict for json.dumps, safe to share across threads."""
+
+    __slots__ = ()
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("this mapping is read-only")
+
+    __setitem__ = __delitem__ = _readonly
+    clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+    __ior__ = _readonly  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(json.dumps(self, sort_keys=True, default=str))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+
+def freeze(value: Any) -> Any:
+    """Deep read-only copy of JSON-shaped data: dicts become FrozenDict, lists tuples."""
+    if isinstance(value, dict):
+        return FrozenDict({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    file: str
+    line: int
+    labels: Mapping[str, str]
+    type: Literal["cron", "daemon"]
+    schedule: Schedule | None
+    schedule_text: str | None
+    timezone: ZoneInfo
+    timezone_name: str | None  # None: the host's zone at load time
+    command: tuple[str, ...] | str
+    hosts: tuple[HostPattern, ...] | None
+    max_concurrency: int
+    concurrency_policy: str
+    starting_deadline_seconds: int
+    timeout_seconds: int | None
+    termination_grace_period_seconds: int
+    restart_policy: str
+    env: Mapping[str, str]
+    working_dir: str | None
+    user: str | int | None
+    suspend: bool
+    document: Mapping[str, Any]  # normalised, defaults filled, JSON-serialisable
+    source: str  # the document's own text in its file
+    _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def argv(self) -> list[str]:
+        """A list command is executed as is; a string one by /bin/sh -c."""
+        if isinstance(self.command, str):
+            return ["/bin/sh", "-c", self.command]
+        return list(self.command)
+
+    def process_fingerprint(self) -> str:
+        """Hash of what a daemon restart depends on: command, env, user, workingDir."""
+        found = self._cache.get("process")
+        if found is None:
+            found = _digest(
+                {
+                    "command": self.command,
+                    "env": self.env,
+                    "user": self.user,
+                    "workingDir": self.working_dir,
+                }
+            )
+            self._cache["process"] = found
+        return found
+
+    def spec_fingerprint(self) -> str:
+        """Hash of the whole normalised document."""
+        found = self._cache.get("spec")
+        if found is None:
+            found = _digest(self.document)
+            self._cache["spec"] = found
+        return found
+
+    def masked_document(self) -> dict[str, Any]:
+        """The document with env values replaced by ***, for output that users see."""
+        doc = json.loads(json.dumps(self.document))
+        env = doc.get("spec", {}).get("env")
+        if isinstance(env, dict):
+            doc["spec"]["env"] = {k: MASK for k in env}
+        return doc
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.file, self.spec_fingerprint()))
