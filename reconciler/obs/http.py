@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 from reconciler import __version__
 from reconciler.obs.metrics import CONTENT_TYPE, Metrics
@@ -106,7 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(head=True)
 
     def _serve(self, head: bool) -> None:
-        path = urlsplit(self.path).path
+        path = self.path.partition("?")[0]
         if path == "/metrics":
             try:
                 body = self.server.metrics.render()

@@ -78,8 +78,9 @@ _ts_cache: tuple[int, str] = (-1, "")
 def format_timestamp(epoch: float) -> str:
     """RFC 3339 in UTC with milliseconds: ``2026-11-25T11:46:22.123Z``."""
     global _ts_cache
-    sec = math.floor(epoch)
-    ms = int((epoch - sec) * 1000)
+    # Round to microseconds first (as datetime does): 0.123 is 0.12299999... in binary.
+    total_ms = round(epoch * 1_000_000) // 1000
+    sec, ms = divmod(total_ms, 1000)
     cached_sec, prefix = _ts_cache  # one tuple read: safe without a lock
     if cached_sec != sec:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
@@ -178,7 +179,9 @@ def _sanitize(value: object, depth: int = 0) -> object:
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
         return {_scrub_surrogates(str(k)): _sanitize(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, (set, frozenset)):
+        value = _json_default(value)
+    if isinstance(value, (list, tuple)):
         return [_sanitize(v, depth + 1) for v in value]
     try:
         converted = _json_default(value)
