@@ -32,15 +32,27 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def dump_value(value: Any) -> str:
+def _dump(value: Any, allow_unicode: bool) -> str:
     text: str = yaml.dump(
         value,
         Dumper=_Dumper,
         sort_keys=False,
-        allow_unicode=True,
+        allow_unicode=allow_unicode,
         default_flow_style=False,
         width=4096,
     )
+    return text
+
+
+def dump_value(value: Any) -> str:
+    """YAML for `value`, readable where possible and always read back as `value`.
+
+    With allow_unicode PyYAML writes NEL, LS and PS unescaped, and its reader then takes
+    them for line breaks; such text is written with escapes instead.
+    """
+    text = _dump(value, allow_unicode=True)
+    if yaml.safe_load(text) != value:
+        text = _dump(value, allow_unicode=False)
     return text
 
 

@@ -119,7 +119,7 @@ class _EntryReader:
         if task_type == "common":
             spec["schedule"] = self._schedule()
         elif self.fields.get("Times"):
-            self.notes.append(f"gotorch Times {self.fields['Times']!r} ignored: "
+            self.notes.append(f"gotorch: Times {self.fields['Times']!r} ignored: "
                               "a daemon runs all the time")
         spec["command"] = command
         hosts = self._hosts()
@@ -183,7 +183,7 @@ class _EntryReader:
             # gotorch needs both to match; cron rules (ours) run when either matches.
             raise _Reject(f"Times {times!r} restricts both day-of-month and day-of-week: "
                           "gotorch ran only when both matched, reconciler (as cron) runs "
-                          "when either does; split it into two tasks by hand")
+                          "when either does")
         return " ".join(fields)
 
     def _hosts(self) -> list[str] | None:
@@ -205,7 +205,8 @@ class _EntryReader:
                                      "daemon running, reconciler keeps one")
             return None
         if value <= 0:
-            self.notes.append(f"gotorch Max {value} meant no limit; maxConcurrency "
+            given = f"Max {value}" if "Max" in self.fields else "no Max"
+            self.notes.append(f"gotorch: {given} meant no limit; maxConcurrency "
                               "is left at its default of 1")
             return None
         return value

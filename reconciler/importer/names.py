@@ -13,10 +13,11 @@ MAX_LEN = 63
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 FALLBACK = "task"
 
-# Segments that only prepare the real work (`cd /srv && ./run`, `test -x ... || ...`).
-_PREAMBLE = {"cd", "test", "[", "[[", "true", ":", "umask", "export", "set"}
-# Words that run the next word: the next word names the task better.
-_WRAPPERS = {"exec", "nohup", "chronic", "command"}
+# Segments that only prepare or guard the real work (`cd /srv && ./run`, `test -x ... ||`).
+_PREAMBLE = {"cd", "test", "[", "[[", "true", ":", "umask", "export", "set", "fi", "done"}
+# Words that run (or introduce) the next word: the next word names the task better.
+_WRAPPERS = {"exec", "nohup", "chronic", "command", "if", "then", "else", "elif", "do",
+             "while", "until", "!", "time"}
 _INTERPRETER = re.compile(r"^(python|php|perl|ruby|node|nodejs|bash|sh|dash|zsh|ksh)[0-9.]*$")
 _SCRIPT_EXT = re.compile(r"\.(sh|bash|py|php|pl|rb|js)$")
 _OPERATORS = {"&&", "||", ";", "|", "&", ";;", "|&"}
@@ -64,7 +65,7 @@ def _name_of_segment(words: list[str]) -> str | None:
     if _INTERPRETER.match(program):
         for i, arg in enumerate(args):
             if arg in {"-c", "-e", "-r"}:
-                break
+                return None  # inline code: a later segment may name it better
             if arg == "-m" and i + 1 < len(args):
                 return args[i + 1]
             if not arg.startswith("-"):
