@@ -8,8 +8,8 @@ Grammar (PRODUCT.md, "Schedules")
   (``a/n`` is ``a-max/n``, as cronie). Month names ``JAN``..``DEC`` and weekday names
   ``SUN``..``SAT``, any case, anywhere a number may stand.
 * Day-of-week 0 and 7 are Sunday. ``a/n`` runs to 7 there, as in cronie (``1/2`` is
-  Monday, Wednesday, Friday and Sunday). ``SUN`` as the end of a range means 7, so
-  ``fri-sun`` is Friday to Sunday like ``5-7``.
+  Monday, Wednesday, Friday and Sunday). ``SUN`` closing a range that starts
+  later in the week means 7, so ``fri-sun`` is Friday to Sunday like ``5-7``.
 * A step larger than the field's span is accepted (``*/90`` in the minute field is minute
   0), as cron does; only a step of 0 is an error.
 * Day-of-month and day-of-week combine as cron(5): when the text of both fields starts
@@ -114,7 +114,7 @@ _FIELDS = (_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW)
 _MAX_DIGITS = 9
 
 
-def _parse_value(text: str, fd: _FieldDef, range_end: bool) -> int:
+def _parse_value(text: str, fd: _FieldDef) -> int:
     if text.isascii() and text.isdigit():
         if len(text.lstrip("0")) > _MAX_DIGITS:
             raise ScheduleError(f"{fd.name}: {_q(text)} is out of range {fd.lo}-{fd.hi}")
@@ -125,9 +125,6 @@ def _parse_value(text: str, fd: _FieldDef, range_end: bool) -> int:
     if fd.names:
         value_or_none = fd.names.get(text.lower())
         if value_or_none is not None:
-            # "fri-sun": Sunday closing a range is 7, as the numeric form 5-7 allows.
-            if range_end and fd is _DOW and value_or_none == 0:
-                return 7
             return value_or_none
         kind = "month" if fd is _MONTH else "weekday"
         if not text:
@@ -165,9 +162,11 @@ def _parse_field(text: str, fd: _FieldDef) -> frozenset[int]:
             a, b = fd.lo, fd.hi
         else:
             first, dash, last = base.partition("-")
-            a = _parse_value(first, fd, range_end=False)
+            a = _parse_value(first, fd)
             if dash:
-                b = _parse_value(last, fd, range_end=True)
+                b = _parse_value(last, fd)
+                if fd is _DOW and b == 0 and a > 0 and not last.isdigit():
+                    b = 7  # "fri-sun" closes at Sunday like 5-7; "sun-sun" stays Sunday
                 if b < a:
                     raise ScheduleError(f"{fd.name}: reversed range {_q(base)}")
             elif slash:

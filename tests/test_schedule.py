@@ -128,7 +128,7 @@ def test_weekday_names_and_ranges() -> None:
     ]
 
 
-@pytest.mark.parametrize("dow", ["0", "7", "sun", "SUN", "7-7", "0,7"])
+@pytest.mark.parametrize("dow", ["0", "7", "sun", "SUN", "7-7", "0,7", "sun-sun", "0-0", "7/7"])
 def test_sunday_is_0_and_7(dow: str) -> None:
     # 2026-01-04 and 2026-01-11 are Sundays.
     assert due(f"0 12 * * {dow}", "2026-01-01T00:00:00+00:00", 2) == [
