@@ -83,9 +83,32 @@ def _env_views(old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
             old_env[k] = render.MASK
 
 
+# The order of the documentation and the schema; the applied set is stored with sorted
+# keys, so both sides are put in this order before they are compared line by line.
+KEY_ORDER = [
+    "apiVersion", "kind", "metadata", "spec", "name", "labels", "type", "schedule",
+    "timezone", "command", "hosts", "maxConcurrency", "concurrencyPolicy",
+    "startingDeadlineSeconds", "timeoutSeconds", "terminationGracePeriodSeconds",
+    "restartPolicy", "env", "workingDir", "user", "suspend",
+]
+_RANK = {k: i for i, k in enumerate(KEY_ORDER)}
+
+
+def canonical(value: Any, depth: int = 0) -> Any:
+    """Known fields in documentation order; user keys (labels, env) sorted."""
+    if isinstance(value, dict):
+        known = depth <= 1  # the document, metadata and spec levels
+        keys = sorted(value, key=lambda k: (_RANK.get(k, len(_RANK)) if known else 0, str(k)))
+        return {k: canonical(value[k], depth + 1) for k in keys}
+    if isinstance(value, list):
+        return [canonical(v, depth + 1) for v in value]
+    return value
+
+
 def _yaml(doc: dict[str, Any] | None) -> list[str]:
     if doc is None:
         return []
+    doc = canonical(doc)
     text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return [render.safe(line) for line in text.splitlines()]
 
