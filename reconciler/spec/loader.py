@@ -23,7 +23,7 @@ from reconciler.spec.safeyaml import ParsedFile, RawDocument, parse_yaml, quote
 from reconciler.spec.safeyaml import Path as FieldPath
 from reconciler.spec.schema import Issue, check_document
 from reconciler.spec.security import running_as_root, unsafe_reason
-from reconciler.spec.task import FrozenDict, Task, freeze
+from reconciler.spec.task import FrozenDict, Task
 from reconciler.spec.zones import host_zone
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -69,7 +69,7 @@ class _Context:
     host_tz: ZoneInfo
     root: str | None
     check_permissions: bool
-    folder_modes: dict[str, int] = field(default_factory=dict)
+    folder_verdicts: dict[str, str | None] = field(default_factory=dict)
 
 
 def load_file(
@@ -116,7 +116,7 @@ def _read(path: str, display: str, ctx: _Context) -> str | FileLoad:
                 display, f"file is larger than 1 MiB ({st.st_size} bytes); refused unread"
             )
         if ctx.check_permissions:
-            reason = unsafe_reason(path, st.st_mode, ctx.root, ctx.folder_modes)
+            reason = unsafe_reason(path, st.st_mode, ctx.root, ctx.folder_verdicts)
             if reason:
                 return _file_error(display, reason)
         chunks = []
@@ -251,9 +251,9 @@ def _task(
         norm["schedule"] = spec.schedule
     if spec.timezone is not None:
         norm["timezone"] = spec.timezone
-    norm["command"] = spec.command if isinstance(spec.command, str) else list(spec.command)
+    norm["command"] = command
     if spec.hosts is not None:
-        norm["hosts"] = list(spec.hosts)
+        norm["hosts"] = tuple(spec.hosts)
     if not daemon:
         norm["maxConcurrency"] = spec.max_concurrency
         norm["concurrencyPolicy"] = spec.concurrency_policy
@@ -263,25 +263,28 @@ def _task(
     norm["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds
     if daemon:
         norm["restartPolicy"] = spec.restart_policy
-    norm["env"] = dict(spec.env)
+    env = FrozenDict(spec.env)
+    norm["env"] = env
     if spec.working_dir is not None:
         norm["workingDir"] = spec.working_dir
     if spec.user is not None:
         norm["user"] = spec.user
     norm["suspend"] = spec.suspend
-    document = freeze(
+    # Built read-only directly: every value is a str, int, bool or a tuple of str.
+    labels = FrozenDict(meta.labels)
+    document = FrozenDict(
         {
             "apiVersion": model.api_version,
             "kind": model.kind,
-            "metadata": {"name": meta.name, "labels": dict(meta.labels)},
-            "spec": norm,
+            "metadata": FrozenDict({"name": meta.name, "labels": labels}),
+            "spec": FrozenDict(norm),
         }
     )
     return Task(
         name=meta.name,
         file=display,
         line=doc.line,
-        labels=document["metadata"]["labels"],
+        labels=labels,
         type=spec.type,
         schedule=None if daemon else schedule,
         schedule_text=None if daemon else spec.schedule,
@@ -295,7 +298,7 @@ def _task(
         timeout_seconds=spec.timeout_seconds,
         termination_grace_period_seconds=spec.termination_grace_period_seconds,
         restart_policy=spec.restart_policy if daemon else "Never",
-        env=document["spec"]["env"],
+        env=env,
         working_dir=spec.working_dir,
         user=spec.user,
         suspend=spec.suspend,

@@ -36,7 +36,7 @@ _Y = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = _Y + "str", _Y + "int", _Y + "float", _Y + "bool", _Y + "null"
 _MERGE, _SEQ, _MAP = _Y + "merge", _Y + "seq", _Y + "map"
 _TIMESTAMP, _BINARY, _VALUE = _Y + "timestamp", _Y + "binary", _Y + "value"
-_SCALAR_TAGS = {_STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP, _BINARY}
+_MERGE_KEY = object()
 
 # A private copy, so that resolvers registered elsewhere on PyYAML's classes never apply.
 _RESOLVERS: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {
@@ -60,6 +60,49 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Loader = yaml.SafeLoader
 
 QUOTE_LIMIT = 200
+
+_MISS = object()
+# Plain scalars resolve the same way every time, and task files repeat most of them
+# (keys, types, schedules): resolving each distinct text once is a large part of speed.
+_PLAIN_CACHE: dict[str, Any] = {}
+_PLAIN_CACHE_MAX = 50_000
+_PLAIN_CACHED_MAX_LEN = 200
+
+
+def _resolve(value: str) -> str:
+    for tag, regexp in _RESOLVERS.get(value[0] if value else "", ()):
+        if regexp.match(value):
+            return tag
+    for tag, regexp in _WILDCARD:
+        if regexp.match(value):
+            return tag
+    return _STR
+
+
+def _plain(value: str) -> Any:
+    """The value of a plain (unquoted, untagged) scalar; _MERGE_KEY for `<<`.
+
+    Raises ValueError for text that resolves to a type but does not construct.
+    """
+    found = _PLAIN_CACHE.get(value, _MISS)
+    if found is not _MISS:
+        return found
+    tag = _resolve(value)
+    if tag in (_STR, _VALUE):
+        result: Any = value
+    elif tag == _MERGE:
+        return _MERGE_KEY
+    else:
+        node = ScalarNode(tag, value)
+        try:
+            result = _CONSTRUCT[tag](_CTOR, node)
+        except (ValueError, TypeError, ConstructorError, OverflowError, KeyError):
+            raise ValueError(short_tag(tag)) from None
+    if len(value) <= _PLAIN_CACHED_MAX_LEN:
+        if len(_PLAIN_CACHE) >= _PLAIN_CACHE_MAX:
+            _PLAIN_CACHE.clear()
+        _PLAIN_CACHE[value] = result
+    return result
 
 
 def quote(value: Any) -> str:
@@ -136,7 +179,6 @@ class _Bad:
 
 
 _BAD = _Bad()
-_MERGE_KEY = object()
 _NO_KEY = object()
 
 
@@ -273,11 +315,17 @@ class _DocumentBuilder:
     def construct_scalar(self, ev: Any, line: int) -> Any:
         value: str = ev.value
         tag = ev.tag
-        if tag is None or tag == "!":
-            if tag is None and ev.implicit[0]:
-                tag = self.resolve(value)
-            else:
+        if tag is None and ev.implicit[0]:
+            try:
+                found = _plain(value)
+            except ValueError as exc:
+                self.problem(line, self.child_path() or (), f"value is not a valid {exc}")
+                return None
+            if found is _MERGE_KEY and not (self.stack and self.stack[-1].is_map):
                 return value
+            return found
+        if tag is None or tag == "!":
+            return value
         if tag == _STR:
             return value
         if tag == _MERGE:
@@ -295,17 +343,6 @@ class _DocumentBuilder:
             # The value is not quoted: it may be a secret (env).
             self.problem(line, self.child_path() or (), f"value is not a valid {short_tag(tag)}")
             return None
-
-    @staticmethod
-    def resolve(value: str) -> str:
-        resolvers = _RESOLVERS.get(value[0] if value else "", [])
-        for tag, regexp in resolvers:
-            if regexp.match(value):
-                return tag
-        for tag, regexp in _WILDCARD:
-            if regexp.match(value):
-                return tag
-        return _STR
 
     def attach(self, value: Any, line: int, start: int, end: int, ev: Any) -> None:
         stack = self.stack
@@ -392,10 +429,46 @@ def parse_yaml(text: str) -> ParsedFile:
     index = 0
     builder: _DocumentBuilder | None = None
     skipping = False
+    cached = _PLAIN_CACHE.get
     try:
         while True:
             ev = get_event()
             cls = ev.__class__
+            if cls is scalar_event and builder is not None and not skipping:
+                # The common case inline, for speed: a plain or quoted scalar without tag
+                # or anchor inside a collection, whose value is known. Anything else, and
+                # any key that needs a check, takes builder.scalar() below.
+                stack = builder.stack
+                if stack and ev.anchor is None and ev.tag is None and builder.nodes < MAX_NODES:
+                    value = ev.value
+                    if ev.implicit[0]:
+                        value = cached(value, _MISS)
+                        if value is _MISS:
+                            try:
+                                value = _plain(ev.value)
+                            except ValueError:
+                                value = _MISS
+                    if value is not _MISS and value is not _MERGE_KEY:
+                        top = stack[-1]
+                        if not top.is_map:
+                            builder.lines[top.path + (len(top.value),)] = ev.start_mark.line + 1
+                            top.value.append(value)
+                            builder.nodes += 1
+                            continue
+                        key = top.key
+                        if key is _NO_KEY:
+                            if value.__class__ is str and value not in top.value:
+                                line = ev.start_mark.line + 1
+                                builder.lines[top.path + (value,)] = line
+                                top.key = value
+                                top.key_line = line
+                                builder.nodes += 1
+                                continue
+                        elif key is not _BAD and key is not _MERGE_KEY:
+                            top.value[key] = value
+                            top.key = _NO_KEY
+                            builder.nodes += 1
+                            continue
             if cls is doc_start:
                 index += 1
                 if index > MAX_DOCUMENTS:

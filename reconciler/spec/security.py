@@ -16,41 +16,42 @@ def _writable(mode: int) -> bool:
     return bool(mode & _WRITABLE)
 
 
-def _folder_mode(folder: str, cache: dict[str, int]) -> int:
-    mode = cache.get(folder)
-    if mode is None:
-        mode = os.stat(folder).st_mode
-        cache[folder] = mode
-    return mode
-
-
 def unsafe_reason(
-    path: str, file_mode: int, root: str | None, cache: dict[str, int] | None = None
+    path: str, file_mode: int, root: str | None, cache: dict[str, str | None] | None = None
 ) -> str | None:
     """Why this file must not be trusted, or None.
 
     Checked: the file (its target, for a symlink); every folder from the file's up to the
     spec directory `root` (the file's own folder only when root is None), each through
-    any symlink; for a symlinked file, the folder its target really lies in.
+    any symlink; for a symlinked file, the folder its target really lies in. `cache`
+    keeps the verdict per folder across the files of one load.
     """
     cache = {} if cache is None else cache
     if _writable(file_mode):
         return "refused: the file is group- or world-writable (chmod go-w it)"
     try:
-        folders = _folders(path, root)
-        for folder in folders:
-            if _writable(_folder_mode(folder, cache)):
-                return f"refused: folder {folder} is group- or world-writable (chmod go-w it)"
-        real = os.path.realpath(path)
-        if real != os.path.abspath(path):
-            target_folder = os.path.dirname(real)
-            if _writable(_folder_mode(target_folder, cache)):
+        folder = os.path.dirname(path) or "."
+        key = f"{root}\0{folder}"
+        if key not in cache:
+            cache[key] = _folders_reason(_folders(path, root))
+        if cache[key]:
+            return cache[key]
+        if os.path.islink(path):
+            target_folder = os.path.dirname(os.path.realpath(path))
+            if _writable(os.stat(target_folder).st_mode):
                 return (
                     f"refused: the symlink's target folder {target_folder} is group- or "
                     "world-writable (chmod go-w it)"
                 )
     except OSError as exc:
         return f"refused: cannot check the folder permissions ({exc.strerror or exc})"
+    return None
+
+
+def _folders_reason(folders: list[str]) -> str | None:
+    for folder in folders:
+        if _writable(os.stat(folder).st_mode):
+            return f"refused: folder {folder} is group- or world-writable (chmod go-w it)"
     return None
 
 

@@ -1,0 +1,23 @@
+"""`reconciler schema`: print the JSON Schema of task documents."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reconciler.spec import schema_text
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of task documents",
+        description="Print the JSON Schema (draft 2020-12) of task documents, as shipped in "
+        "schemas/task.schema.json, for editors and the CI of spec repositories.",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    sys.stdout.write(schema_text())
+    return 0
