@@ -273,6 +273,16 @@ def test_ascii_only_stream_takes_any_text() -> None:
     assert json.loads(raw.getvalue().decode("ascii"))["message"].startswith("gr\u00fc\u00df")
 
 
+def test_text_on_ascii_stream_is_escaped_not_lost() -> None:
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", write_through=True)
+    setup_logging("text", stream)
+    before = dropped_lines()
+    log_event("run.output", "gr\u00fc\u00df", task="t")
+    assert raw.getvalue().decode("ascii").endswith(" task=t gr\\xfc\\xdf\n")
+    assert dropped_lines() == before
+
+
 @pytest.mark.parametrize(
     ("raw", "escaped"),
     [

@@ -381,7 +381,12 @@ class _LineHandler(logging.Handler):
             _count_drop()
             return
         try:
-            self.stream.write(line)
+            try:
+                self.stream.write(line)
+            except UnicodeEncodeError:
+                # Text format on a stream that cannot take the characters (an ASCII
+                # locale): TextIOWrapper encodes before buffering, so nothing went out.
+                self.stream.write(line.encode("ascii", "backslashreplace").decode("ascii"))
             self.stream.flush()
         except BrokenPipeError:
             _count_drop()
@@ -428,7 +433,8 @@ def setup_logging(
     Idempotent: calling again replaces the handler this function installed (so a test
     or a re-exec can switch stream or format) and never stacks a second one. Only the
     ``reconciler`` logger is touched; it stops propagating so the root logger's handlers
-    do not print a second copy.
+    do not print a second copy. Until it is called, records take standard logging's way
+    (root handlers, or Python's last resort: warnings and errors to stderr).
     """
     if fmt not in ("json", "text"):
         raise ValueError(f"log format must be 'json' or 'text', not {fmt!r}")
