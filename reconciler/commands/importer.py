@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from reconciler.hosts import HostEntryError, parse_host_entry
 from reconciler.importer import (
     convert,
     decode,
@@ -21,6 +22,15 @@ from reconciler.importer import (
 from reconciler.importer.emit import file_name
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def host_entry(text: str) -> str:
+    """A `hosts` entry, checked now: a typo would otherwise reject every imported task."""
+    try:
+        parse_host_entry(text)
+    except HostEntryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def register(subparsers: Any) -> None:
@@ -47,7 +57,7 @@ def register(subparsers: Any) -> None:
         "only when FILE is /etc/crontab or in /etc/cron.d",
     )
     parser.add_argument(
-        "--host", dest="hosts", action="append", metavar="ENTRY",
+        "--host", dest="hosts", action="append", type=host_entry, metavar="ENTRY",
         help="set `hosts` of the imported tasks (repeatable); gotorch entries "
         "with Ips keep theirs",
     )
