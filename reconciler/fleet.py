@@ -16,12 +16,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.hosts import HostIdentity, matches
 from reconciler.schedule import Schedule, parse_schedule
-from reconciler.spec import SpecError, Task, load_paths
-from reconciler.spec.zones import get_zone, host_zone
+
+if TYPE_CHECKING:
+    from reconciler.spec import SpecError, Task
 
 # `plan --until` refuses windows with more due times than this (a per-second task over a
 # year is 31 million lines); `--count` asks for an explicit number instead.
@@ -42,6 +43,10 @@ class Loaded:
 
 
 def load(paths: Sequence[str]) -> Loaded:
+    # Imported here: the spec room (pydantic, jsonschema) is the slow part of startup, and
+    # `status`, `stop` and friends never need it.
+    from reconciler.spec import load_paths
+
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
         return Loaded({}, [], missing)
@@ -484,6 +489,8 @@ class AppliedSchedule:
 
 def applied_schedule(task: AppliedTask) -> AppliedSchedule:
     """The schedule and zone of an applied document (a task without zone: this host's)."""
+    from reconciler.spec.zones import get_zone, host_zone
+
     spec = task.spec
     zone_name = spec.get("timezone")
     try:

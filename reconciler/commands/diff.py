@@ -13,8 +13,6 @@ import ipaddress
 import time
 from typing import Any
 
-import yaml
-
 from reconciler import render
 from reconciler.commands.common import add_identity, add_state_dir, state_dir
 from reconciler.commands.status import unreadable
@@ -108,6 +106,8 @@ def canonical(value: Any, depth: int = 0) -> Any:
 def _yaml(doc: dict[str, Any] | None) -> list[str]:
     if doc is None:
         return []
+    import yaml
+
     doc = canonical(doc)
     text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True)
     return [render.safe(line) for line in text.splitlines()]
@@ -210,7 +210,8 @@ def print_human(result: Diff, against_text: str, now: float) -> None:
         print("No differences.")
     if result.other_hosts:
         n = len(result.other_hosts)
-        print(f"({n} task{'s' if n != 1 else ''} in the documents do not run on this host.)")
+        verb = "does" if n == 1 else "do"
+        print(f"({n} task{'s' if n != 1 else ''} in the documents {verb} not run on this host.)")
 
 
 def run(args: argparse.Namespace) -> int:

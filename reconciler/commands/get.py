@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import render
 from reconciler.commands.common import add_identity
 from reconciler.fleet import load, next_due
 from reconciler.hosts import HostEntryError, HostIdentity, detect_identity, matches
-from reconciler.spec import Task
+
+if TYPE_CHECKING:
+    from reconciler.spec import Task
 
 HOSTS_SHOWN = 3  # the narrow table shortens longer hosts lists; `-o wide` shows all
 

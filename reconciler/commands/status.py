@@ -22,7 +22,6 @@ from reconciler.fleet import (
     read_ledger,
     read_runs,
 )
-from reconciler.spec.zones import host_zone
 from reconciler.state import (
     APPLIED_FILE,
     HISTORY_FILE,
@@ -110,6 +109,8 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
     ledger = read_ledger(sd.read_json(LEDGER_FILE))
     history = sd.read_json(HISTORY_FILE)
     history = history if isinstance(history, Mapping) else {}
+    from reconciler.spec.zones import host_zone
+
     local = host_zone()
     zones: dict[str, tzinfo] = {n: applied_schedule(t).zone for n, t in applied.items()}
     started = info.get("started_at")
