@@ -20,6 +20,7 @@ from reconciler.importer import (
     write_files,
 )
 from reconciler.importer.emit import file_name
+from reconciler.spec import load_paths
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -61,7 +62,10 @@ def register(subparsers: Any) -> None:
         help="set `hosts` of the imported tasks (repeatable); gotorch entries "
         "with Ips keep theirs",
     )
-    parser.add_argument("--run-as", metavar="USER", help="set `user` of every imported task")
+    parser.add_argument(
+        "--run-as", metavar="USER",
+        help="set `user` of the imported tasks (a system crontab's user column wins)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -72,8 +76,6 @@ def _fail(message: str, code: int = 1) -> int:
 
 def _reserved_names(directory: Path) -> set[str]:
     """Names of tasks and spec files already in DIR, so that nothing is overwritten."""
-    from reconciler.spec import load_paths
-
     names = {p.stem for p in directory.iterdir() if p.suffix in SPEC_SUFFIXES}
     names.update(load_paths([str(directory)]).tasks)
     return names

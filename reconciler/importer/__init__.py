@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
+from reconciler.importer.check import check
 from reconciler.importer.crontab import convert_crontab, is_system_crontab
 from reconciler.importer.emit import render_document, render_stream, write_files
 from reconciler.importer.gotorch import convert_gotorch
@@ -62,8 +63,6 @@ def convert(
     tasks = assign_names(conversion.drafts, reserved)
     problems = list(conversion.problems)
     if validate:
-        from reconciler.importer.check import check
-
         tasks, rejected = check(tasks)
         problems += rejected
     return ImportResult(tasks=tasks, problems=sorted(problems, key=lambda p: p.line))

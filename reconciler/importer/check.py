@@ -13,11 +13,10 @@ from pathlib import Path
 
 from reconciler.importer.emit import file_name, render_document
 from reconciler.importer.model import ImportedTask, Problem
+from reconciler.spec import load_paths
 
 
 def check(tasks: list[ImportedTask]) -> tuple[list[ImportedTask], list[Problem]]:
-    from reconciler.spec import load_paths  # the spec room is heavy; only import needs it
-
     if not tasks:
         return [], []
     by_file = {file_name(t): t for t in tasks}

@@ -233,17 +233,20 @@ class CrontabReader:
         st = self.state
         if name in _MAIL_VARS:
             st.mail[name] = value
-        elif name == "CRON_TZ" or (name == "TZ" and not st.tz_from_cron_tz):
+            return
+        if name == "CRON_TZ":
+            self._set_zone(number, name, value)
+            return
+        if name == "TZ" and not st.tz_from_cron_tz:
             self._set_zone(number, name, value)
         if name == "SHELL":
             st.shell = value or SH
-        if name == "SHELL" and st.shell == SH:
-            # cron always exports SHELL, /bin/sh by default; writing that into every task
-            # would be noise, and reconciler runs string commands with /bin/sh anyway.
-            st.env.pop("SHELL", None)
-        elif name not in _MAIL_VARS and name != "CRON_TZ":
-            # cron exports every other setting (TZ and a non-default SHELL included)
-            st.env[name] = value
+            if st.shell == SH:
+                # cron exports SHELL=/bin/sh by default: in every task's env it would be
+                # noise, and reconciler runs string commands with /bin/sh anyway.
+                st.env.pop("SHELL", None)
+                return
+        st.env[name] = value  # cron exports every other setting to the job, TZ too
 
     def _set_zone(self, number: int, name: str, value: str) -> None:
         st = self.state
