@@ -8,6 +8,7 @@ duplicate keys, which json.loads alone cannot report with a line.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -23,9 +24,8 @@ from reconciler.spec.safeyaml import (
     quote,
 )
 
-_TOKEN = re.compile(
-    r'[ \t\r\n]*(?:("(?:[^"\\]|\\.)*")|([{}\[\],:])|([^ \t\r\n{}\[\],:"]+))', re.DOTALL
-)
+# A string (group 1; group 2 is the colon after a key), a bracket, or a number/literal.
+_TOKEN = re.compile(r'("(?:[^"\\]|\\.)*")([ \t\r\n]*:)?|[{}\[\]]|[^ \t\r\n{}\[\],:"]+', re.DOTALL)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
@@ -33,15 +33,30 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON task files")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 would silently become infinity
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _line_of(text: str, word: str) -> int | None:
+    pos = text.find(word)
+    return None if pos < 0 else text.count("\n", 0, pos) + 1
+
+
 def parse_json(text: str) -> ParsedFile:
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
         return ParsedFile([], FileProblem(f"invalid JSON: {exc.msg}", exc.lineno))
     except RecursionError:
         return ParsedFile([], FileProblem(DEPTH_MESSAGE, 1))
-    except ValueError as exc:  # NaN/Infinity, integers of more than 4300 digits
-        return ParsedFile([], FileProblem(f"invalid JSON: {str(exc)[:200]}"))
+    except ValueError as exc:  # NaN/Infinity, huge numbers
+        message = str(exc)
+        word = message.split()[0] if message.endswith("JSON task files") else ""
+        line = _line_of(text, word) if word else None
+        return ParsedFile([], FileProblem(f"invalid JSON: {message[:200]}", line))
     if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")
@@ -53,29 +68,30 @@ def parse_json(text: str) -> ParsedFile:
 
 
 def _scan(text: str, doc: RawDocument) -> None:
-    """Lines, depth, node count and duplicate keys of valid JSON text."""
+    """Lines, depth, node count and duplicate keys of text that json.loads accepted."""
     lines = doc.lines
-    # A frame: [path, is_object, next index or pending key, keys seen]
+    # A frame: [path, is_object, next item index or the pending key, keys seen]
     stack: list[list[Any]] = []
-    line = 1
     nodes = 0
-    expect_key = False
-    first = True
+    last_pos, last_line = 0, 1
+
+    def line_at(pos: int) -> int:
+        nonlocal last_pos, last_line
+        last_line += text.count("\n", last_pos, pos)
+        last_pos = pos
+        return last_line
+
     for match in _TOKEN.finditer(text):
-        line += match.group(0).count("\n")
-        string, punct, atom = match.groups()
-        if punct in (":", ","):
-            if punct == "," and stack and stack[-1][1]:
-                expect_key = True
-            continue
-        if punct in ("}", "]"):
+        string, colon = match.group(1), match.group(2)
+        first = text[match.start()]
+        if first in "}]":
             stack.pop()
-            expect_key = False
             continue
-        if string is not None and expect_key:
-            key = json.loads(string)
+        if colon:  # an object key
+            key = json.loads(string) if "\\" in string else string[1:-1]
             top = stack[-1]
             key_path = top[0] + (key,)
+            line = line_at(match.start())
             if key in top[3]:
                 first_line = lines[key_path]
                 doc.problems.append(
@@ -87,31 +103,25 @@ def _scan(text: str, doc: RawDocument) -> None:
                 top[3].add(key)
                 lines[key_path] = line
             top[2] = key
-            expect_key = False
             continue
-        if string is None and punct is None and atom is None:
-            continue
-        # A value starts here.
-        nodes += 1
+        nodes += 1  # a value starts here
         if nodes > MAX_NODES:
-            doc.problems.append(Problem(line, (), f"document has more than {MAX_NODES} nodes"))
+            doc.problems.append(
+                Problem(line_at(match.start()), (), f"document has more than {MAX_NODES} nodes")
+            )
             return
         path: Path
         if not stack:
             path = ()
-            if first:
-                doc.line = line
-                first = False
+            doc.line = line_at(match.start())
         elif stack[-1][1]:
             path = stack[-1][0] + (stack[-1][2],)
         else:
             path = stack[-1][0] + (stack[-1][2],)
-            lines[path] = line
+            lines[path] = line_at(match.start())
             stack[-1][2] += 1
-        if punct in ("{", "["):
+        if first in "{[":
             if len(stack) >= MAX_DEPTH:
-                doc.problems.append(Problem(line, (), DEPTH_MESSAGE))
+                doc.problems.append(Problem(line_at(match.start()), (), DEPTH_MESSAGE))
                 return
-            is_object = punct == "{"
-            stack.append([path, is_object, 0, set()])
-            expect_key = is_object
+            stack.append([path, first == "{", 0, set()])

@@ -138,7 +138,7 @@ def _read(path: str, display: str, ctx: _Context) -> str | FileLoad:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        return _file_error(display, f"not valid UTF-8 (byte {exc.start})", line)
+        return _file_error(display, f"not valid UTF-8 (at byte offset {exc.start})", line)
     return text[1:] if text.startswith("\ufeff") else text
 
 

@@ -512,6 +512,8 @@ def parse_yaml(text: str) -> ParsedFile:
         where = mark.line + 1 if mark is not None else None
         if "maximum nesting depth" in str(exc.problem):
             # libyaml scans ahead and may stop deep flow nesting before the check here.
+            if skipping and documents and documents[-1].problems[-1].message == DEPTH_MESSAGE:
+                return ParsedFile(documents)  # already reported for this document
             return ParsedFile(documents, FileProblem(DEPTH_MESSAGE, where))
         return ParsedFile(documents, FileProblem(_yaml_message(exc), where))
     except yaml.YAMLError as exc:  # reader errors: control characters and the like
