@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import ipaddress
+import os
 import time
 from typing import Any
 
@@ -236,7 +237,14 @@ def run(args: argparse.Namespace) -> int:
     anchors: dict[str, int] = {}
     identity: HostIdentity | None = None
     if ref is not None:
-        applied = read_applied(sd.read_json(APPLIED_FILE))
+        applied_data = sd.read_json(APPLIED_FILE)
+        if applied_data is None:
+            render.error(
+                "diff", f"the controller (pid {ref.pid}) has not applied its documents yet; "
+                "try again in a moment"
+            )
+            return 2
+        applied = read_applied(applied_data)
         runs = read_runs(sd.read_json(RUNS_FILE))
         ledger = read_ledger(sd.read_json(LEDGER_FILE))
         anchors = {n: at for n, (sched, at) in ledger.anchors.items()
@@ -259,6 +267,10 @@ def run(args: argparse.Namespace) -> int:
             "spec_dir": ref.info.get("spec_dir"),
         }
         against_text = f"the controller running on {sd.path} (pid {ref.pid})"
+        watched = ref.info.get("spec_dir")
+        given = [os.path.abspath(p) for p in args.paths]
+        if isinstance(watched, str) and given != [os.path.abspath(watched)]:
+            against_text += f", which applies {render.safe(watched)}"
     else:
         against = {"controller": False, "pid": None, "state_dir": str(sd.path), "spec_dir": None}
         against_text = f"nothing (no controller is running for state directory {sd.path})"

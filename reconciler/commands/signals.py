@@ -92,7 +92,15 @@ def _signal_command(
     ref = find(sd, command)
     if ref is None:
         return None
-    if not send(ref, signum):
+    try:
+        sent = send(ref, signum)
+    except PermissionError:
+        render.error(
+            command, f"not permitted to signal the controller (pid {ref.pid}); "
+            "run as the controller's user"
+        )
+        return None
+    if not sent:
         render.error(command, f"no controller is running for state directory {sd.path}")
         return None
     return sd, ref

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from reconciler import render
@@ -219,7 +219,7 @@ def _last_text(last: Mapping[str, Any] | None, ended: float | None, now: float) 
     return [when, result, render.seconds_text(dur if isinstance(dur, (int, float)) else None)]
 
 
-def print_human(data: dict[str, Any], history: Mapping[str, Any], now: float) -> None:
+def print_human(data: dict[str, Any], now: float) -> None:
     c = data["controller"]
     s = data["specs"]
     up = render.duration(c["uptime_s"]) if c["uptime_s"] is not None else "?"
@@ -284,13 +284,11 @@ def print_human(data: dict[str, Any], history: Mapping[str, Any], now: float) ->
             nxt = "@reboot"
         else:
             nxt = "-"
-        items = history.get(t["name"])
-        last = _last_run(items)
-        ended = last.get("ended_at") if last else None
-        rows.append(
-            [t["name"], t["type"], sched, nxt, str(t["running"])]
-            + _last_text(last, ended if isinstance(ended, (int, float)) else None, now)
-        )
+        last = t["last_run"]
+        ended = datetime.fromisoformat(last["ended_at"]).timestamp() if last and last[
+            "ended_at"] else None
+        rows.append([t["name"], t["type"], sched, nxt, str(t["running"])]
+                    + _last_text(last, ended, now))
     render.print_table(
         ["NAME", "TYPE", "SCHEDULE", "NEXT", "RUNNING", "LAST RUN", "RESULT", "DURATION"], rows
     )
@@ -306,7 +304,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         render.dump_json(data)
         return 0
-    history = sd.read_json(HISTORY_FILE)
-    print_human(data, history if isinstance(history, Mapping) else {}, now)
+    print_human(data, now)
     sys.stdout.flush()
     return 0
