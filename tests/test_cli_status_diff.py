@@ -524,3 +524,78 @@ def test_live_diff(live: tuple[Path, Path, subprocess.Popen[bytes]], tmp_path: P
     (action,) = data["tasks"][0]["actions"]
     assert action["action"] == "restart-daemon" and action["pids"] == [pid]
     assert "live-secret" not in r.stdout
+
+
+# --- the diff logic in process: process actions of less common changes ------------------
+
+
+def _task(tmp: Path, name: str, body: str) -> Task:
+    d = tmp / name
+    d.mkdir(exist_ok=True)
+    (d / "t.yaml").write_text(
+        f"apiVersion: reconciler/v1\nkind: Task\nmetadata: {{name: {name}}}\nspec: {body}\n"
+    )
+    return load_tasks(d)[name]
+
+
+def _applied(task: Task) -> dict[str, Any]:
+    from reconciler.fleet import read_applied
+
+    return read_applied(
+        json.loads(json.dumps({task.name: {"file": task.file, "line": task.line,
+                                           "document": masked_document(task)}}))
+    )
+
+
+def _live(task: Task, kind: str, pid: int) -> Any:
+    from reconciler.fleet import LiveRun
+
+    return LiveRun(run_id=f"{task.name}-r", task=task.name, kind=kind, pid=pid, started_at=0.0,
+                   due=None, fingerprint=task.process_fingerprint(), grace_s=30.0, stopping=None,
+                   trigger="daemon")
+
+
+@pytest.mark.parametrize(
+    "before, after, runs, expected",
+    [
+        # Metadata only: the daemon keeps running.
+        ("{type: daemon, command: [a]}", "{type: daemon, command: [a], suspend: false}", "daemon",
+         []),
+        ("{type: daemon, command: [a], env: {K: v}}", "{type: daemon, command: [a], env: {K: w}}",
+         "daemon", ["restart-daemon"]),
+        ("{type: daemon, command: [a]}", "{type: daemon, command: [a], suspend: true}", "daemon",
+         ["stop-daemon"]),
+        ("{type: daemon, command: [a], suspend: true}", "{type: daemon, command: [a]}", None,
+         ["start-daemon"]),
+        ("{type: daemon, command: [a]}", "{schedule: '@hourly', command: [a]}", "daemon",
+         ["stop-daemon", "schedule"]),
+        ("{schedule: '@hourly', command: [a]}", "{type: daemon, command: [a]}", "cron",
+         ["start-daemon", "left-running"]),
+        ("{schedule: '@hourly', command: [a]}", "{schedule: '@hourly', command: [b]}", "cron",
+         ["left-running"]),
+        ("{schedule: '@hourly', command: [a]}", "{schedule: '@reboot', command: [a]}", None,
+         ["reboot"]),
+        ("{schedule: '@hourly', command: [a]}",
+         "{schedule: '@hourly', command: [a], suspend: true}", None, ["suspended"]),
+    ],
+)
+def test_diff_process_actions(
+    tmp_path: Path, before: str, after: str, runs: str | None, expected: list[str]
+) -> None:
+    from reconciler.fleet import diff
+    from reconciler.hosts import HostIdentity
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = _task(tmp_path / "old", "t", before)
+    new = _task(tmp_path / "new", "t", after)
+    live = [_live(old, runs, 4242)] if runs else []
+    result = diff(_applied(old), {"t": new}, HostIdentity(), live, {}, time.time())
+    if not expected:
+        assert result.changes == []  # the normalised documents are equal
+        return
+    (change,) = result.changes
+    assert [a.kind for a in change.actions] == expected
+    for a in change.actions:
+        if a.kind in ("restart-daemon", "stop-daemon", "left-running"):
+            assert a.pids == (4242,)
