@@ -599,3 +599,23 @@ def test_diff_process_actions(
     for a in change.actions:
         if a.kind in ("restart-daemon", "stop-daemon", "left-running"):
             assert a.pids == (4242,)
+
+
+def test_diff_metadata_only_change_touches_no_process(tmp_path: Path) -> None:
+    from reconciler.fleet import diff
+    from reconciler.hosts import HostIdentity
+
+    (tmp_path / "old").mkdir()
+    old = _task(tmp_path / "old", "t", "{type: daemon, command: [a]}")
+    new_dir = tmp_path / "new"
+    new_dir.mkdir()
+    (new_dir / "t.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Task\nmetadata: {name: t, labels: {team: web}}\n"
+        "spec: {type: daemon, command: [a]}\n"
+    )
+    new = load_tasks(new_dir)["t"]
+    result = diff(_applied(old), {"t": new}, HostIdentity(), [_live(old, "daemon", 7)], {}, 0.0)
+    (change,) = result.changes
+    assert change.fields == ["metadata.labels.team"]
+    assert [a.kind for a in change.actions] == ["none"]
+    assert "left running" in change.actions[0].message
