@@ -274,8 +274,9 @@ def print_human(data: dict[str, Any], now: float) -> None:
         if t["type"] == "daemon":
             d = t["daemon"]
             nxt = d["state"]
-            if d["state"] == "back-off":
-                nxt += f", restart at {d['restart_at']} ({d['failures']} failures)"
+            if d["state"] == "back-off" and d["restart_at"]:
+                at = datetime.fromisoformat(d["restart_at"]).timestamp()
+                nxt += f": restart {render.relative(at, now)} ({d['failures']} failures)"
         elif t["suspend"]:
             nxt = "suspended"
         elif t["next_due"]:
