@@ -415,6 +415,10 @@ def test_diff_invalid_specs_is_an_error(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "bad.yaml:6: broken: spec.maxConcurrency:" in r.stderr
     assert r.stdout == ""
+    r = cli("diff", spec, "--state-dir", tmp_path / "state", "-o", "json")
+    assert r.returncode == 2
+    (err,) = json.loads(r.stdout)["errors"]
+    assert (err["line"], err["task"], err["field"]) == (6, "broken", "spec.maxConcurrency")
 
 
 def test_diff_missing_dir(tmp_path: Path) -> None:

@@ -223,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if result.errors:
         render.print_spec_errors(result.errors)
+        if args.output == "json":
+            render.dump_json({"errors": [e.to_dict() for e in result.errors]})
         render.error("diff", f"{len(result.errors)} validation error(s); nothing compared")
         return 2
 
