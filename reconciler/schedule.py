@@ -118,7 +118,7 @@ def _parse_value(text: str, fd: _FieldDef) -> int:
     if text.isascii() and text.isdigit():
         if len(text.lstrip("0")) > _MAX_DIGITS:
             raise ScheduleError(f"{fd.name}: {_q(text)} is out of range {fd.lo}-{fd.hi}")
-        value = int(text)
+        value = int(text.lstrip("0") or "0")  # int() refuses very long digit strings
         if not fd.lo <= value <= fd.hi:
             raise ScheduleError(f"{fd.name}: {value} is out of range {fd.lo}-{fd.hi}")
         return value
@@ -142,7 +142,7 @@ def _parse_step(text: str, fd: _FieldDef) -> int:
         raise ScheduleError(f"{fd.name}: step '{_q(text)}' is not a number")
     if len(text.lstrip("0")) > _MAX_DIGITS:
         raise ScheduleError(f"{fd.name}: step {_q(text)} is too large")
-    step = int(text)
+    step = int(text.lstrip("0") or "0")
     if step == 0:
         raise ScheduleError(f"{fd.name}: step of 0")
     return step
@@ -408,36 +408,25 @@ _GO_UNITS = {
     "μs": Fraction(1, 10**6),
     "ns": Fraction(1, 10**9),
 }
-_GO_PART = re.compile(r"(\d+\.?\d*|\.\d+)(h|ms|m|s|us|µs|μs|ns)")
+_GO_PART = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(h|ms|m|s|us|µs|μs|ns)")
+_GO_DURATION = re.compile(f"(?:{_GO_PART.pattern})+")
 # Go's time.Duration ends at 2**63-1 ns; longer values do not parse there either.
 _GO_MAX_SECONDS = (2**63 - 1) // 10**9
 
 
 def _parse_every(arg: str) -> int:
-    text = arg
-    sign = 1
-    if text[:1] in "+-" and text:
-        sign = -1 if text[0] == "-" else 1
-        text = text[1:]
-    if text == "0":
-        raise ScheduleError("@every: duration must be positive, got 0")
-    if len(text) > 100:
-        raise ScheduleError(f"@every: invalid duration '{_q(arg)}'")
-    total = Fraction(0)
-    pos = 0
-    while pos < len(text):
-        m = _GO_PART.match(text, pos)
-        if m is None:
-            raise ScheduleError(
-                f"@every: invalid duration '{_q(arg)}' (use units h, m, s, e.g. 1m30s)"
-            )
-        total += Fraction(m.group(1)) * _GO_UNITS[m.group(2)]
-        pos = m.end()
-    if not text:
-        raise ScheduleError("@every: missing duration")
-    if total == 0:
-        raise ScheduleError(f"@every: duration must be positive, got '{_q(arg)}'")
-    if sign < 0:
+    """A Go duration that must come to a positive whole number of seconds."""
+    negative = arg[:1] == "-"
+    text = arg[1:] if arg[:1] in ("+", "-") else arg
+    if text == "0":  # Go's only unit-less duration
+        raise ScheduleError(f"@every: duration must be positive, got {_q(arg)}")
+    if not text or len(text) > 100 or not _GO_DURATION.fullmatch(text):
+        raise ScheduleError(f"@every: invalid duration '{_q(arg)}' (use units h, m, s, e.g. 1m30s)")
+    total = sum(
+        (Fraction(m.group(1)) * _GO_UNITS[m.group(2)] for m in _GO_PART.finditer(text)),
+        Fraction(0),
+    )
+    if negative or total == 0:
         raise ScheduleError(f"@every: duration must be positive, got '{_q(arg)}'")
     if total.denominator != 1:
         raise ScheduleError(f"@every: '{_q(arg)}' is not a whole number of seconds")

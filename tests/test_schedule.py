@@ -288,8 +288,8 @@ def test_next_after_is_strictly_later() -> None:
 
 def test_next_after_accepts_float() -> None:
     sched = parse_schedule("* * * * * *")
-    assert sched.next_after(100.5, UTC) == 101
-    assert sched.next_after(-1.5, UTC) == -1
+    assert sched.next_after(100.5, UTC) == 101  # type: ignore[arg-type]
+    assert sched.next_after(-1.5, UTC) == -1  # type: ignore[arg-type]
 
 
 def test_iter_due_includes_start() -> None:
@@ -352,9 +352,17 @@ def test_reboot() -> None:
         ("@every 1000ms", 1),
         ("@every   5m", 300),
         ("@every 36h", 129600),
+        ("@every +10s", 10),
+        ("@every 30s1m", 90),
+        ("@every .5m", 30),
+        ("@every 1500000us", None),
     ],
 )
-def test_every_durations(text: str, seconds: int) -> None:
+def test_every_durations(text: str, seconds: int | None) -> None:
+    if seconds is None:
+        with pytest.raises(ScheduleError, match="not a whole number of seconds"):
+            parse_schedule(text)
+        return
     sched = parse_schedule(text)
     assert sched.kind == "every"
     assert sched.every_seconds == seconds
@@ -453,6 +461,11 @@ def test_every_needs_anchor() -> None:
         ("@every 10", "@every: invalid duration '10' (use units h, m, s, e.g. 1m30s)"),
         ("@every 10x", "@every: invalid duration '10x' (use units h, m, s, e.g. 1m30s)"),
         ("@every 1d", "@every: invalid duration '1d' (use units h, m, s, e.g. 1m30s)"),
+        ("@every 10S", "@every: invalid duration '10S' (use units h, m, s, e.g. 1m30s)"),
+        ("@every 1h-5m", "@every: invalid duration '1h-5m' (use units h, m, s, e.g. 1m30s)"),
+        ("@every .", "@every: invalid duration '.' (use units h, m, s, e.g. 1m30s)"),
+        ("@every -0s", "@every: duration must be positive, got '-0s'"),
+        ("@every ٣s", "@every: invalid duration '٣s' (use units h, m, s, e.g. 1m30s)"),
         ("@every 10s 5s", "@every: unexpected text after the duration '@every 10s 5s'"),
         ("@every 3000000h", "@every: '3000000h' is too long"),
     ],
@@ -479,6 +492,13 @@ def test_error_escapes_control_characters() -> None:
         parse_schedule("0 0 1\x1b[2J * *")
     assert "\x1b" not in str(info.value)
     assert "\\x1b" in str(info.value)
+
+
+def test_long_runs_of_zeros() -> None:
+    zeros = "0" * 10_000
+    assert parse_schedule(f"{zeros}5 * * * *").next_after(0, UTC) == 300
+    with pytest.raises(ScheduleError, match="^minute: step of 0$"):
+        parse_schedule(f"*/{zeros} * * * *")
 
 
 def test_non_string_is_an_error() -> None:
