@@ -10,7 +10,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _escape(text: str) -> str:
-    # A file name with a newline must not be able to forge a second error line.
+    # A file name or value with a newline must not be able to forge a second error line.
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
@@ -31,10 +31,10 @@ class SpecError:
     def __str__(self) -> str:
         parts = [_escape(self.file) if self.line is None else f"{_escape(self.file)}:{self.line}"]
         if self.task is not None:
-            parts.append(self.task)
+            parts.append(_escape(self.task))
         if self.field:
-            parts.append(self.field)
-        parts.append(self.message)
+            parts.append(_escape(self.field))
+        parts.append(_escape(self.message))
         return ": ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:

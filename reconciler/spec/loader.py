@@ -158,7 +158,7 @@ def _load_file(path: str, display: str, ctx: _Context) -> FileLoad:
             load.errors.append(
                 SpecError(
                     display,
-                    doc.line_of(("metadata", "name")),
+                    doc.line,
                     task.name,
                     "metadata.name",
                     f"duplicate task name; also defined at {display}:{first}",

@@ -224,10 +224,16 @@ def _any_of(error: ValidationError, path: Path) -> list[Issue]:
         else ("integer" if isinstance(value, int | float) and not isinstance(value, bool) else None)
     )
     if branch_type is not None:
+        found: list[Issue] = []
         for sub in error.context or ():
             branch = error.validator_value[sub.schema_path[0]]
-            if branch.get("type") == branch_type and sub.validator != "type":
-                return _convert(sub)
+            if branch.get("type") != branch_type:
+                continue
+            if sub.validator == "type" and not sub.relative_path:
+                continue  # the branch's own type: already known to match
+            found.extend(_convert(sub))
+        if found:
+            return found
     wanted = " or ".join(_TYPE_NAMES.get(b.get("type", ""), "?") for b in error.validator_value)
     if path[-1:] == ("command",):
         wanted = "a list of strings or a string"
