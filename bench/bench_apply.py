@@ -78,6 +78,8 @@ def latency(n: int, rounds: int) -> None:
                 break
             if time.monotonic() > deadline:
                 break
+        # Keep reading while it stops: a controller whose stdout is full cannot finish.
+        threading.Thread(target=lambda: proc.stdout.read() if proc.stdout else None, daemon=True).start()
         proc.terminate()
         proc.wait(60)
         lat = [(ran[r] - due[r]) * 1000 for r in ran if r in due]

@@ -29,7 +29,8 @@ MAX_ENUMERATED_DUE = 1000
 
 
 class ScheduleLike(Protocol):
-    kind: str
+    @property
+    def kind(self) -> str: ...
 
     def next_after(self, t: int, tz: ZoneInfo, anchor: int | None = None) -> int | None: ...
 
@@ -37,15 +38,33 @@ class ScheduleLike(Protocol):
 class TaskLike(Protocol):
     """The fields of `reconciler.spec.Task` the decision reads."""
 
-    name: str
-    type: str
-    schedule: ScheduleLike | None
-    timezone: ZoneInfo
-    max_concurrency: int
-    concurrency_policy: str
-    starting_deadline_seconds: int
-    restart_policy: str
-    suspend: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def schedule(self) -> ScheduleLike | None: ...
+
+    @property
+    def timezone(self) -> ZoneInfo: ...
+
+    @property
+    def max_concurrency(self) -> int: ...
+
+    @property
+    def concurrency_policy(self) -> str: ...
+
+    @property
+    def starting_deadline_seconds(self) -> int: ...
+
+    @property
+    def restart_policy(self) -> str: ...
+
+    @property
+    def suspend(self) -> bool: ...
+
 
     def process_fingerprint(self) -> str: ...
 

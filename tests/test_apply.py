@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from controller_harness import (
     ControllerProc,
     pids_in_group,

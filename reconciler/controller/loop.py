@@ -41,7 +41,6 @@ from reconciler.reconcile import (
     StopRun,
     after_daemon_exit,
     every_anchor,
-    next_wakeup,
     reconcile,
 )
 from reconciler.spec import SpecError, Task
@@ -69,7 +68,8 @@ from reconciler.supervisor import (
 DEBOUNCE_QUIET_S = 0.05  # a burst of events settles when quiet this long...
 DEBOUNCE_MAX_S = 0.5  # ...or after this long at most
 RESCAN_EVERY_S = 300.0  # level-triggered safety net against a missed file event
-SKIP_LOG_LIMIT = 100  # per task and tick; beyond that one summary line
+SKIP_LOG_LIMIT = 100
+TICK_EARLY_S = 0.004  # per task and tick; beyond that one summary line
 
 
 def rfc3339(t: float, tz: Any = UTC) -> str:
@@ -292,6 +292,10 @@ class Controller:
             if self._dirty_since is not None:
                 settle = min(self._last_event + DEBOUNCE_QUIET_S, self._dirty_since + DEBOUNCE_MAX_S)
                 timeout = min(timeout, settle - time.monotonic())
+            if 0 < timeout < 1.0 and timeout == next_tick - now:
+                # epoll sleeps in whole milliseconds and wakes late under load: wake a
+                # little early and finish with a nanosleep, so runs start on the second.
+                timeout -= TICK_EARLY_S
             for key, _ in sel.select(max(0.0, timeout)):
                 if key.fd == self._rpipe:
                     with contextlib.suppress(BlockingIOError):
@@ -305,6 +309,9 @@ class Controller:
             self._maybe_reload()
             self._handle_exits(self.supervisor.poll())
             now = self.clock()
+            if 0 < next_tick - now <= TICK_EARLY_S and not self.pending:
+                time.sleep(next_tick - now)
+                now = self.clock()
             if next_tick - now > 2.0:
                 next_tick = math.floor(now)  # the clock stepped back: keep ticking
             if now >= next_tick or self.pending:
@@ -412,6 +419,8 @@ class Controller:
         self.queue.sync(mine, self.ledger.cursors, anchors, now)
         for name in removed:
             self.metrics.forget_task(name)
+        # Series at 0 from the start, so the first failure is an increase, not a new series.
+        self.metrics.declare_tasks(sorted(mine))
         self.metrics.set_tasks_loaded(len(mine))
         if initial or added or changed or removed:
             log_event(
@@ -456,10 +465,11 @@ class Controller:
             reboot,
         )
         if due:
-            # The ledger is on disk before any run of these due times exists, so a crash
-            # can never start one of them twice.
-            self.state.write_json(LEDGER_FILE, self.ledger.to_json())
-            self._state_dirty.discard(LEDGER_FILE)
+            # The ledger is in place before any run of these due times exists, so a crash
+            # can never start one of them twice. The fsync for power loss follows the
+            # spawns (the flush below), off the path from due second to exec.
+            self.state.write_json(LEDGER_FILE, self.ledger.to_json(), sync=False)
+            self._state_dirty.add(LEDGER_FILE)
         self._execute(actions)
 
     def _execute(self, actions: list[Action]) -> None:
