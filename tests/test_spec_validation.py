@@ -135,11 +135,11 @@ def test_long_values_are_quoted_short(here: Path) -> None:
         ),
         (
             {"command": {"a": 1}},
-            "spec.command: a mapping is a mapping, expected a list of strings or a string",
+            "spec.command: expected a list of strings or a string, got a mapping",
         ),
         ({"user": -1}, "spec.user: -1 is less than the minimum of 0"),
         ({"user": ""}, "spec.user: must not be empty"),
-        ({"user": [1]}, "spec.user: a list is a list, expected a user name or a uid"),
+        ({"user": [1]}, "spec.user: expected a user name or a uid, got a list"),
         ({"workingDir": "srv"}, 'spec.workingDir: "srv" must be an absolute path'),
         ({"suspend": "no"}, 'spec.suspend: "no" is a string, expected true or false'),
         ({"hosts": "web-*"}, 'spec.hosts: "web-*" is a string, expected a list'),
@@ -208,6 +208,18 @@ def test_daemon_rules(here: Path) -> None:
         "specs/web.yaml:8: d: spec.maxConcurrency: not allowed for a daemon (cron tasks only)",
         "specs/web.yaml:9: d: spec.concurrencyPolicy: not allowed for a daemon (cron tasks only)",
         "specs/web.yaml:10: d: spec.startingDeadlineSeconds: not allowed for a daemon (cron tasks only)",
+    ]
+
+
+def test_unquoted_dates_and_binary_are_not_strings(here: Path) -> None:
+    text = task_yaml("a").replace(
+        "  name: a\n", "  name: a\n  labels: {since: 2024-01-01, b: !!binary aGk=}\n"
+    )
+    assert errors_for(text) == [
+        "specs/web.yaml:5: a: metadata.labels.since: expected a string, got a date or time "
+        "(quote it if it is meant as text)",
+        "specs/web.yaml:5: a: metadata.labels.b: expected a string, got binary data "
+        "(quote it if it is meant as text)",
     ]
 
 

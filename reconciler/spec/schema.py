@@ -88,7 +88,7 @@ def _kind(value: Any) -> str:
         return "null"
     if isinstance(value, bytes):
         return "binary data"
-    return "a date or time"
+    return "a date or time"  # YAML reads 2024-01-01 unquoted as a date
 
 
 def _dotted(path: Path) -> str:
@@ -172,7 +172,7 @@ def _convert(error: ValidationError) -> list[Issue]:
         hint = ""
         if "string" in names and not isinstance(value, dict | list | str):
             hint = " (quote it if it is meant as text)"
-        return [Issue(path, f"{quote(value)} is {_kind(value)}, expected {want}{hint}")]
+        return [Issue(path, _wrong_type(value, want, hint))]
     if kind == "additionalProperties":
         extras = sorted(k for k in value if k not in error.schema.get("properties", {}))
         choices = _keys_of(error.schema)
@@ -239,4 +239,10 @@ def _any_of(error: ValidationError, path: Path) -> list[Issue]:
         wanted = "a list of strings or a string"
     elif path[-1:] == ("user",):
         wanted = "a user name or a uid"
-    return [Issue(path, f"{quote(value)} is {_kind(value)}, expected {wanted}")]
+    return [Issue(path, _wrong_type(value, wanted, ""))]
+
+
+def _wrong_type(value: Any, want: str, hint: str) -> str:
+    if value is None or isinstance(value, str | int | float):
+        return f"{quote(value)} is {_kind(value)}, expected {want}{hint}"
+    return f"expected {want}, got {_kind(value)}{hint}"
