@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.controller.loop import masked_document
+from reconciler.controller.loop import applied_document
 from reconciler.spec import Task, load_paths
 from reconciler.state import (
     APPLIED_FILE,
@@ -145,7 +145,7 @@ class FakeController:
         self.sd.write_json(
             APPLIED_FILE,
             {
-                n: {"file": t.file, "line": t.line, "document": masked_document(t)}
+                n: {"file": t.file, "line": t.line, "document": applied_document(t)}
                 for n, t in sorted(tasks.items())
             },
         )
@@ -547,7 +547,7 @@ def _applied(task: Task) -> dict[str, Any]:
 
     return read_applied(
         json.loads(json.dumps({task.name: {"file": task.file, "line": task.line,
-                                           "document": masked_document(task)}}))
+                                           "document": applied_document(task)}}))
     )
 
 

@@ -27,6 +27,7 @@ from reconciler import __version__
 from reconciler.controller.control import ControlServer, Pending
 from reconciler.controller.specset import Refresh, SpecSet
 from reconciler.controller.watch import SpecWatcher
+from reconciler.fleet import hashed_document
 from reconciler.hosts import HostIdentity, matches
 from reconciler.obs import HttpServer, Metrics, log_event
 from reconciler.reconcile import (
@@ -44,6 +45,7 @@ from reconciler.reconcile import (
     reconcile,
 )
 from reconciler.spec import SpecError, Task
+from reconciler.spec.zones import host_zone
 from reconciler.state import (
     APPLIED_FILE,
     CONTROL_SOCKET,
@@ -79,19 +81,9 @@ def rfc3339(t: float, tz: Any = UTC) -> str:
     return datetime.fromtimestamp(t, tz).isoformat(timespec="seconds")
 
 
-def masked_document(task: Task) -> dict[str, Any]:
-    """The applied document as state and `diff` keep it: env values never stored in clear."""
-    doc = dict(task.document)
-    spec = dict(doc.get("spec", {}))
-    if spec.get("env"):
-        import hashlib
-
-        spec["env"] = {
-            k: "sha256:" + hashlib.sha256(str(v).encode()).hexdigest()[:16]
-            for k, v in spec["env"].items()
-        }
-    doc["spec"] = spec
-    return doc
+def applied_document(task: Task) -> dict[str, Any]:
+    """The document as the applied set keeps it: env values hashed, never in clear."""
+    return hashed_document(task.document)
 
 
 @dataclass
@@ -126,12 +118,16 @@ class Ledger:
     cursors: dict[str, int] = field(default_factory=dict)
     anchors: dict[str, dict[str, Any]] = field(default_factory=dict)
     daemons: dict[str, DaemonState] = field(default_factory=dict)
+    # Due runs being started right now: if the controller dies before they are recorded
+    # as runs, its successor logs them as skipped ("interrupted") instead of losing them.
+    starting: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "cursors": self.cursors,
             "anchors": self.anchors,
             "daemons": {k: asdict(v) for k, v in self.daemons.items()},
+            "starting": self.starting,
         }
 
     @classmethod
@@ -152,7 +148,12 @@ class Ledger:
         for k, v in (data.get("daemons") or {}).items():
             with contextlib.suppress(TypeError, ValueError):
                 daemons[str(k)] = DaemonState(**v)
-        return cls(cursors=cursors, anchors=anchors, daemons=daemons)
+        starting = {
+            str(k): int(v)
+            for k, v in (data.get("starting") or {}).items()
+            if isinstance(v, int)
+        }
+        return cls(cursors=cursors, anchors=anchors, daemons=daemons, starting=starting)
 
 
 class Controller:
@@ -241,6 +242,7 @@ class Controller:
                 "spec_dir": str(self.opts.spec_dir.absolute()),
                 "state_dir": str(self.state.path.absolute()),
                 "identity": self.opts.identity.describe(),
+                "host_zone": getattr(host_zone(), "key", None),
                 "watch": self.opts.watch,
                 "http": self.opts.http,
             },
@@ -468,9 +470,19 @@ class Controller:
             # The ledger is in place before any run of these due times exists, so a crash
             # can never start one of them twice. The fsync for power loss follows the
             # spawns (the flush below), off the path from due second to exec.
+            self.ledger.starting = {
+                a.task: a.due
+                for a in actions
+                if isinstance(a, StartRun) and a.due is not None and a.trigger == "schedule"
+            }
             self.state.write_json(LEDGER_FILE, self.ledger.to_json(), sync=False)
             self._state_dirty.add(LEDGER_FILE)
         self._execute(actions)
+        if self.ledger.starting:
+            self.ledger.starting = {}
+            # runs.json before the ledger: a run is never both unrecorded and forgotten.
+            self.state.write_json(RUNS_FILE, [r.record() for r in self.runs.values()], sync=False)
+            self._state_dirty.update({LEDGER_FILE, RUNS_FILE})
 
     def _execute(self, actions: list[Action]) -> None:
         answers: dict[str, dict[str, Any]] = {}
@@ -739,7 +751,7 @@ class Controller:
     def _adopt_previous_runs(self) -> None:
         records = self.state.read_json(RUNS_FILE)
         if not isinstance(records, list):
-            return
+            records = []
         for rec in records:
             try:
                 run_id = str(rec["run_id"])
@@ -789,6 +801,31 @@ class Controller:
             )
         self._state_dirty.add(RUNS_FILE)
         self._running_changed()
+        self._report_interrupted_starts(records)
+
+    def _report_interrupted_starts(self, records: list[Any]) -> None:
+        """Due runs the previous controller was starting when it died, with no run recorded."""
+        recorded = {
+            (r.get("task"), r.get("due")) for r in records if isinstance(r, dict)
+        }
+        for task, due in sorted(self.ledger.starting.items()):
+            if (task, due) in recorded:
+                continue
+            t = self.tasks.get(task)
+            tz = t.timezone if t is not None else UTC
+            log_event(
+                "run.skipped",
+                f"The run of {task} due at {rfc3339(due, tz)} was being started when the "
+                "previous controller stopped; it may have started unrecorded.",
+                level="warning",
+                task=task,
+                due=rfc3339(due, tz),
+                reason="interrupted",
+            )
+            self.metrics.run_skipped(task, "interrupted")
+        if self.ledger.starting:
+            self.ledger.starting = {}
+            self._state_dirty.add(LEDGER_FILE)
 
     # --- shutdown -----------------------------------------------------------------------
 
@@ -829,7 +866,7 @@ class Controller:
             self.state.write_json(
                 APPLIED_FILE,
                 {
-                    n: {"file": t.file, "line": t.line, "document": masked_document(t)}
+                    n: {"file": t.file, "line": t.line, "document": applied_document(t)}
                     for n, t in sorted(self.tasks.items())
                 },
             )
