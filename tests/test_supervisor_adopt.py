@@ -20,7 +20,7 @@ from reconciler.supervisor.procinfo import read_stat
 # the sleep is this helper's child, never ours.
 HELPER = textwrap.dedent(
     """
-    import os, sys
+    import os, sys, time
     pid = os.fork()
     if pid == 0:
         if sys.argv[1] == "setsid":
@@ -29,6 +29,8 @@ HELPER = textwrap.dedent(
         for target in (0, 1, 2):
             os.dup2(fd, target)
         os.execvp("sleep", ["sleep", "100"])
+    while sys.argv[1] == "setsid" and os.getpgid(pid) != pid:
+        time.sleep(0.001)  # report the pid only once the child leads its group
     print(pid, flush=True)
     os.close(1)
     os.waitpid(pid, 0)
