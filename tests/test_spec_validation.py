@@ -216,9 +216,9 @@ def test_unquoted_dates_and_binary_are_not_strings(here: Path) -> None:
         "  name: a\n", "  name: a\n  labels: {since: 2024-01-01, b: !!binary aGk=}\n"
     )
     assert errors_for(text) == [
-        "specs/web.yaml:5: a: metadata.labels.since: expected a string, got a date or time "
-        "(quote it if it is meant as text)",
         "specs/web.yaml:5: a: metadata.labels.b: expected a string, got binary data "
+        "(quote it if it is meant as text)",
+        "specs/web.yaml:5: a: metadata.labels.since: expected a string, got a date or time "
         "(quote it if it is meant as text)",
     ]
 

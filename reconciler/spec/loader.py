@@ -172,7 +172,8 @@ def _load_file(path: str, display: str, ctx: _Context) -> FileLoad:
         load.errors.append(SpecError(display, problem.line, None, None, problem.message))
     if load.errors:
         load.tasks = []
-        load.errors.sort(key=lambda e: e.line or 0)
+        # Deterministic order: some schema errors come out of a set.
+        load.errors.sort(key=lambda e: (e.line or 0, e.field or "", e.message))
     return load
 
 

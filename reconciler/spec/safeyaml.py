@@ -469,6 +469,47 @@ def parse_yaml(text: str) -> ParsedFile:
                             top.key = _NO_KEY
                             builder.nodes += 1
                             continue
+            elif (cls is map_end or cls is seq_end) and builder is not None and not skipping:
+                # Inline too: a collection without anchor or merges ends inside another.
+                stack = builder.stack
+                if len(stack) > 1:
+                    frame = stack[-1]
+                    if frame.anchor is None and not frame.merges and not frame.as_key:
+                        top = stack[-2]
+                        if not top.is_map:
+                            stack.pop()
+                            top.value.append(frame.value)
+                            continue
+                        key = top.key
+                        if key is not _NO_KEY and key is not _BAD and key is not _MERGE_KEY:
+                            stack.pop()
+                            top.value[key] = frame.value
+                            top.key = _NO_KEY
+                            continue
+            elif (cls is map_start or cls is seq_start) and builder is not None and not skipping:
+                stack = builder.stack
+                if (
+                    stack
+                    and ev.anchor is None
+                    and ev.tag is None
+                    and len(stack) < MAX_DEPTH
+                    and builder.nodes < MAX_NODES
+                ):
+                    top = stack[-1]
+                    line = ev.start_mark.line + 1
+                    if not top.is_map:
+                        path = top.path + (len(top.value),)
+                        builder.lines[path] = line
+                    else:
+                        key = top.key
+                        if key is _NO_KEY or key is _BAD or key is _MERGE_KEY:
+                            path = None
+                        else:
+                            path = top.path + (key,)
+                    if path is not None:
+                        builder.nodes += 1
+                        stack.append(_Frame(cls is map_start, path, builder.nodes - 1, None, line))
+                        continue
             if cls is doc_start:
                 index += 1
                 if index > MAX_DOCUMENTS:
