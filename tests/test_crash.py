@@ -1,0 +1,188 @@
+"""Crash safety: kill -9 at random moments, stalls, adoption of runs left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from controller_harness import ControllerProc, pids_in_group, wait_until, write_task
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    spec = tmp_path / "specs"
+    spec.mkdir()
+    os.chmod(spec, 0o755)
+    return spec, tmp_path / "state"
+
+
+@pytest.fixture
+def controllers() -> Iterator[list[ControllerProc]]:
+    started: list[ControllerProc] = []
+    yield started
+    for c in started:
+        if c.proc.poll() is None:
+            c.kill()
+
+
+def ts(text: str) -> int:
+    return int(datetime.fromisoformat(text).timestamp())
+
+
+def test_kill_9_cycles_never_double_nor_silently_lose_a_run(dirs, controllers) -> None:
+    """50 controllers killed at random moments: each due second ran at most once, and every
+    second within the deadline either ran or was logged as skipped."""
+    write_task(dirs[0], "tick", {"schedule": "* * * * * *", "startingDeadlineSeconds": 30,
+                                 "command": ["true"]})
+    rng = random.Random(1234)
+    started: list[int] = []
+    skipped: list[int] = []
+    first_due: int | None = None
+    for cycle in range(50):
+        c = ControllerProc(dirs[0], dirs[1])
+        controllers.append(c)
+        c.wait_for("spec.applied", timeout=30)
+        if cycle == 0:
+            first_due = ts(c.wait_for("run.started", task="tick", timeout=20)[0]["due"])
+        time.sleep(rng.uniform(0.05, 1.5))
+        c.kill()
+        started += [ts(e["due"]) for e in c.find("run.started", task="tick")]
+        skipped += [ts(e["due"]) for e in c.find("run.skipped", task="tick")]
+    # A last, clean controller catches up on what the last kill left within the deadline.
+    c = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c)
+    c.wait_for("run.started", task="tick", timeout=30)
+    time.sleep(1.5)
+    assert c.stop() == 0
+    started += [ts(e["due"]) for e in c.find("run.started", task="tick")]
+    skipped += [ts(e["due"]) for e in c.find("run.skipped", task="tick")]
+    dupes = sorted({s for s in started if started.count(s) > 1})
+    assert not dupes, f"due seconds started twice: {dupes}"
+    assert first_due is not None
+    last = max(started)
+    accounted = set(started) | set(skipped)
+    missing = [s for s in range(first_due, last + 1) if s not in accounted]
+    assert not missing, f"{len(missing)} due seconds neither ran nor were logged: {missing[:10]}"
+
+
+def test_stall_within_deadline_coalesces(dirs, controllers) -> None:
+    write_task(dirs[0], "tick", {"schedule": "* * * * * *", "startingDeadlineSeconds": 10,
+                                 "command": ["true"]})
+    c = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c)
+    c.wait_for("run.exited", task="tick")
+    c.signal(signal.SIGSTOP)
+    time.sleep(4)
+    stalled_at = len(c.find("run.started", task="tick"))
+    c.signal(signal.SIGCONT)
+    coalesced = c.wait_for("run.skipped", task="tick", reason="coalesced", count=2, timeout=20)
+    starts = c.wait_for("run.started", task="tick", count=stalled_at + 1)
+    late = starts[stalled_at]
+    # One run for the latest missed second; the earlier ones are logged, not run.
+    assert all(ts(e["due"]) < ts(late["due"]) for e in coalesced)
+    assert len({e["due"] for e in starts}) == len(starts)
+    assert c.stop() == 0
+
+
+def test_stall_past_deadline_skips_with_reason_deadline(dirs, controllers) -> None:
+    write_task(dirs[0], "tick", {"schedule": "* * * * * *", "startingDeadlineSeconds": 1,
+                                 "command": ["true"]})
+    c = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c)
+    c.wait_for("run.exited", task="tick")
+    c.signal(signal.SIGSTOP)
+    time.sleep(4)
+    c.signal(signal.SIGCONT)
+    c.wait_for("run.skipped", task="tick", reason="deadline", count=2, timeout=20)
+    assert c.stop() == 0
+
+
+def test_restart_adopts_runs_left_alive(dirs, controllers, tmp_path: Path) -> None:
+    write_task(dirs[0], "d", {"type": "daemon", "command": ["sleep", "1000"],
+                              "terminationGracePeriodSeconds": 3})
+    write_task(dirs[0], "slow", {"schedule": "* * * * * *", "command": ["sleep", "1000"]})
+    c1 = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c1)
+    d_run = c1.wait_for("run.started", task="d")[0]
+    slow_run = c1.wait_for("run.started", task="slow")[0]
+
+    def recorded() -> bool:
+        try:
+            runs = json.loads((dirs[1] / "runs.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return {r["run_id"] for r in runs} >= {d_run["run_id"], slow_run["run_id"]}
+
+    wait_until(recorded, 10, "both runs recorded")
+    c1.kill()
+    assert os.path.exists(f"/proc/{d_run['pid']}")
+    c2 = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c2)
+    adopted = c2.wait_for("run.adopted", count=2, timeout=20)
+    assert {e["run_id"] for e in adopted} == {d_run["run_id"], slow_run["run_id"]}
+    # Observed state: no second daemon, and the slow run still holds maxConcurrency.
+    c2.wait_for("run.skipped", task="slow", reason="max-concurrency", timeout=10)
+    assert not c2.find("run.started", task="d")
+    assert not c2.find("run.started", task="slow")
+    assert c2.stop() == 0
+    exits = {e["run_id"]: e for e in c2.find("run.exited")}
+    assert exits[d_run["run_id"]]["outcome"] == "stopped"
+    assert exits[slow_run["run_id"]]["outcome"] == "stopped"
+    for pgid in (d_run["pid"], slow_run["pid"]):
+        wait_until(lambda pgid=pgid: not pids_in_group(pgid), 10, f"group {pgid} gone")
+
+
+def test_run_ended_while_no_controller_watched(dirs, controllers) -> None:
+    write_task(dirs[0], "d", {"type": "daemon", "command": ["sleep", "1000"]})
+    c1 = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c1)
+    run = c1.wait_for("run.started", task="d")[0]
+    runs = dirs[1] / "runs.json"
+    wait_until(lambda: runs.exists() and run["run_id"] in runs.read_text(), 10)
+    c1.kill()
+    os.killpg(run["pid"], signal.SIGKILL)
+    wait_until(lambda: not pids_in_group(run["pid"]), 10)
+    c2 = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c2)
+    ended = c2.wait_for("run.exited", run_id=run["run_id"], timeout=20)[0]
+    assert ended["exit_code"] is None
+    c2.wait_for("run.started", task="d", timeout=20)  # and the daemon is started again
+    assert c2.stop() == 0
+
+
+def test_stale_pid_file_is_taken_over(dirs, controllers) -> None:
+    c1 = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c1)
+    c1.wait_for("spec.applied")
+    c1.kill()
+    assert (dirs[1] / "controller.json").exists()
+    c2 = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c2)
+    c2.wait_for("spec.applied")
+    info = json.loads((dirs[1] / "controller.json").read_text())
+    assert info["pid"] == c2.pid
+    assert c2.stop() == 0
+
+
+def test_reboot_runs_once_per_start_not_per_reload(dirs, controllers) -> None:
+    write_task(dirs[0], "boot", {"schedule": "@reboot", "command": ["true"]})
+    c = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c)
+    c.wait_for("run.exited", task="boot")
+    c.signal(signal.SIGHUP)
+    write_task(dirs[0], "other", {"schedule": "@every 1h", "command": ["true"]})
+    c.wait_for("spec.applied", where=lambda e: e["added"] == ["other"])
+    time.sleep(1.5)
+    assert len(c.find("run.started", task="boot")) == 1
+    assert c.stop() == 0
+    c2 = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c2)
+    c2.wait_for("run.exited", task="boot")
+    assert c2.stop() == 0
