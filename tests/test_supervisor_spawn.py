@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -243,3 +244,42 @@ def test_popen_is_quiet_after_reap(h: Harness) -> None:
     ex = h.wait("py", timeout=30)
     assert h.out.lines("py", "stderr") == []
     assert (ex.exit_code, h.out.lines("py")) == (0, ["ok"])
+
+
+def test_poll_from_another_thread_never_loses_a_quick_child(h: Harness) -> None:
+    stop = threading.Event()
+
+    def poller() -> None:
+        while not stop.is_set():
+            h.poller.poll()
+
+    t = threading.Thread(target=poller)
+    t.start()
+    try:
+        for i in range(50):
+            h.sup.start(RunSpec(f"q{i}", "t", ["/bin/true"], ENV))
+        wait_for(lambda: len(h.poller.exited) == 50, what="50 quick runs")
+    finally:
+        stop.set()
+        t.join()
+    assert all(ex.exit_code == 0 for ex in h.poller.exited.values())
+
+
+def test_many_concurrent_runs(h: Harness) -> None:
+    for i in range(40):
+        h.sup.start(sh(f"m{i}", f"seq 1 500; echo err{i} >&2; exit {i % 5}"))
+    for i in range(40):
+        ex = h.wait(f"m{i}")
+        assert ex.exit_code == i % 5
+        assert h.out.lines(f"m{i}") == [str(n) for n in range(1, 501)]
+        assert h.out.lines(f"m{i}", "stderr") == [f"err{i}"]
+
+
+def test_close_stops_pump_thread() -> None:
+    names = {t.name for t in threading.enumerate()}
+    with harness() as hh:
+        assert "reconciler-pump" in {t.name for t in threading.enumerate()} - names
+        sup = hh.sup
+    assert "reconciler-pump" not in {t.name for t in threading.enumerate()} - names
+    with pytest.raises(RuntimeError):
+        sup.start(RunSpec("late", "t", ["/bin/true"], ENV))

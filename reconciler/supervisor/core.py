@@ -16,7 +16,7 @@ from reconciler.supervisor.model import Exited, RunHandle, RunSpec
 from reconciler.supervisor.procinfo import group_exists, read_stat
 from reconciler.supervisor.pump import OutputCallback, Pump, Stream, Waker
 from reconciler.supervisor.reaper import describe_status, reap_all
-from reconciler.supervisor.spawn import spawn
+from reconciler.supervisor.spawn import prepare, spawn
 
 log = logging.getLogger("reconciler.supervisor")
 
@@ -71,12 +71,13 @@ class Supervisor:
     def start(self, spec: RunSpec) -> RunHandle:
         if self._closed:
             raise RuntimeError("supervisor is closed")
+        prepared = prepare(spec)
         # The lock is held across the spawn so that poll() in another thread cannot
         # reap a quick child before it is known.
         with self._lock:
             if spec.run_id in self._runs:
                 raise ValueError(f"run {spec.run_id} already exists")
-            spawned = spawn(spec)
+            spawned = spawn(prepared)
             started_at = time.time()
             pid = spawned.popen.pid
             st = read_stat(pid)

@@ -61,8 +61,17 @@ def _exec_error(exc: OSError, spec: RunSpec, ids: UserIds | None) -> SpawnError:
     return SpawnError(f"cannot start {cmd}: {reason}")
 
 
-def spawn(spec: RunSpec) -> Spawned:
-    """Start spec's process or raise SpawnError; never falls back to our own user."""
+@dataclass(frozen=True)
+class Prepared:
+    """A RunSpec checked and resolved (user lookups may be slow: done before any lock)."""
+
+    spec: RunSpec
+    argv: list[str]
+    env: dict[str, str]
+    ids: UserIds | None
+
+
+def prepare(spec: RunSpec) -> Prepared:
     argv = _checked_argv(spec.argv)
     env = _checked_env(spec.env)
     ids: UserIds | None = None
@@ -71,6 +80,12 @@ def spawn(spec: RunSpec) -> Spawned:
         env.update(HOME=ids.home, USER=ids.name, LOGNAME=ids.name)
     if spec.cwd is not None:
         check_cwd(spec.cwd, ids)
+    return Prepared(spec, argv, env, ids)
+
+
+def spawn(prepared: Prepared) -> Spawned:
+    """Start the process or raise SpawnError; never falls back to our own user."""
+    spec, argv, env, ids = prepared.spec, prepared.argv, prepared.env, prepared.ids
     try:
         out_r, out_w = os.pipe()
     except OSError as exc:
