@@ -520,3 +520,15 @@ def test_timezone_given_in_the_task_wins_over_the_host(
     result = load(write(Path("a.yaml"), task_yaml("a") + "---\n" + task_yaml("b", timezone="UTC")))
     assert result.tasks["a"].timezone == ZoneInfo("Asia/Tokyo")
     assert result.tasks["b"].timezone == ZoneInfo("UTC")
+
+
+def test_task_survives_pickle_and_deepcopy(here: Path) -> None:
+    import copy
+    import pickle
+
+    task = full_task(here)
+    for clone in (pickle.loads(pickle.dumps(task)), copy.deepcopy(task)):
+        assert clone == task and hash(clone) == hash(task)
+        assert clone.process_fingerprint() == task.process_fingerprint()
+        with pytest.raises(TypeError):
+            clone.document["kind"] = "x"  # type: ignore[index]
