@@ -68,6 +68,12 @@ def test_start_ticks_and_group(h: Harness) -> None:
     assert [r.run_id for r in h.sup.running()] == ["r1"]
 
 
+def test_start_ticks_known_even_if_run_reaped_first(h: Harness) -> None:
+    handle = h.sup.start(sh("r1", "exit 0"))
+    h.wait("r1")
+    assert handle.start_ticks > 0  # read before the reap, while /proc/<pid> existed
+
+
 def test_env_passed_exactly(h: Harness) -> None:
     env = {"A": "1", "SECRET": "s p a c e", "EMPTY": ""}
     h.sup.start(RunSpec("r1", "t", ["/usr/bin/env"], env))

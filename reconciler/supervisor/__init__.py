@@ -25,6 +25,9 @@ API
     - ``running()``, ``next_deadline()`` (monotonic), ``stop_all(reason, grace_for)``,
       ``close()`` (stops the pump thread; does not stop runs).
 
+``RunHandle.start_ticks`` is read from /proc on first use (or by the next poll(), before
+the reap), so start() does not wait for the child's dynamic loader.
+
 ``become_subreaper()``, ``process_start_ticks(pid)``.
 
 Behaviour
@@ -60,9 +63,9 @@ Behaviour
   (``\\xff``); ``\\r`` is kept. A line over 64 KiB comes in pieces of at most 64 KiB (not
   cut inside a UTF-8 character); every piece but the last ends with
   ``CONTINUATION_MARKER``. A final line without ``\\n`` is delivered at EOF. The pump reads
-  one chunk per ready pipe per round, so a flooding run cannot starve the others, and
-  holds no supervisor lock while calling ``on_output``; a slow ``on_output`` slows the
-  runs' writes, it never drops lines.
+  one chunk per ready pipe per round, so a flooding run cannot starve the others, hands
+  the GIL over after each chunk, and holds no supervisor lock while calling
+  ``on_output``; a slow ``on_output`` slows the runs' writes, it never drops lines.
 """
 
 from reconciler.supervisor.core import Supervisor

@@ -80,13 +80,12 @@ class Supervisor:
             spawned = spawn(prepared)
             started_at = time.time()
             pid = spawned.popen.pid
-            st = read_stat(pid)
             handle = RunHandle(
                 run_id=spec.run_id,
                 task=spec.task,
                 pid=pid,
                 pgid=pid,  # start_new_session: the child leads its own session and group
-                start_ticks=st.start_ticks if st is not None else 0,
+                start_ticks=None,
                 started_at=started_at,
                 adopted=False,
             )
@@ -245,6 +244,9 @@ class Supervisor:
         out: list[Exited] = []
         with self._lock:
             now = time.monotonic()
+            for run in self._runs.values():
+                if not run.handle.resolved() and run.ended_mono is None:
+                    _ = run.handle.start_ticks  # while /proc/<pid> is sure to exist
             self._reap(now)
             self._check_adopted(now)
             for run in list(self._runs.values()):

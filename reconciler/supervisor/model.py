@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from reconciler.supervisor.procinfo import process_start_ticks
+
 
 class SpawnError(Exception):
     """A run could not be started. The message is meant for users (logs, status)."""
@@ -24,17 +26,71 @@ class RunSpec:
     user: str | int | None = None
 
 
-@dataclass
 class RunHandle:
-    """A live run. Owned by the supervisor: treat as read-only."""
+    """A live run. Owned by the supervisor: treat as read-only.
 
-    run_id: str
-    task: str
-    pid: int
-    pgid: int
-    start_ticks: int  # field 22 of /proc/<pid>/stat, guards against pid reuse
-    started_at: float  # epoch seconds
-    adopted: bool = False
+    run_id, task, pid, pgid, start_ticks (field 22 of /proc/<pid>/stat, guards against
+    pid reuse), started_at (epoch seconds), adopted.
+    """
+
+    __slots__ = ("run_id", "task", "pid", "pgid", "_start_ticks", "started_at", "adopted")
+
+    def __init__(
+        self,
+        run_id: str,
+        task: str,
+        pid: int,
+        pgid: int,
+        start_ticks: int | None,
+        started_at: float,
+        adopted: bool = False,
+    ) -> None:
+        self.run_id = run_id
+        self.task = task
+        self.pid = pid
+        self.pgid = pgid
+        # None: read from /proc on first use. Right after exec that read can wait for
+        # the child's dynamic loader (~0.6 ms), so start() does not pay it; poll()
+        # fills it in before reaping, while /proc/<pid> still exists.
+        self._start_ticks = start_ticks
+        self.started_at = started_at
+        self.adopted = adopted
+
+    @property
+    def start_ticks(self) -> int:
+        if self._start_ticks is None:
+            ticks = process_start_ticks(self.pid)
+            if self._start_ticks is None:  # poll() may have set it meanwhile
+                self._start_ticks = ticks if ticks is not None else 0
+        return self._start_ticks
+
+    def resolved(self) -> bool:
+        return self._start_ticks is not None
+
+    def _key(self) -> tuple[object, ...]:
+        return (
+            self.run_id,
+            self.task,
+            self.pid,
+            self.pgid,
+            self.start_ticks,
+            self.started_at,
+            self.adopted,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunHandle):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a non-frozen dataclass
+
+    def __repr__(self) -> str:
+        return (
+            f"RunHandle(run_id={self.run_id!r}, task={self.task!r}, pid={self.pid}, "
+            f"pgid={self.pgid}, start_ticks={self._start_ticks}, "
+            f"started_at={self.started_at}, adopted={self.adopted})"
+        )
 
 
 @dataclass(frozen=True)
