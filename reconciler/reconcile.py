@@ -347,9 +347,11 @@ def after_daemon_exit(
     stop_reason: str | None,
 ) -> DaemonState:
     """Restart bookkeeping once a daemon's process ended."""
-    if stop_reason is not None:
+    if stop_reason is not None and stop_reason != "timeout":
         # We stopped it (change, removal, shutdown): no back-off, no verdict.
         return replace(state, not_before=0.0)
+    if stop_reason == "timeout":
+        signal, exit_code = signal or "SIGTERM", None  # a daemon past timeoutSeconds failed
     succeeded = exit_code == 0 and signal is None
     if restart_policy == "Never" or (restart_policy == "OnFailure" and succeeded):
         return replace(state, finished_fingerprint=fingerprint)

@@ -12,7 +12,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.spec import FileLoad, SpecError, Task, discover, load_file
+from reconciler.spec import FileLoad, SpecError, Task, load_file
+from reconciler.spec.discovery import discover_roots
+from reconciler.spec.zones import host_zone
 
 Signature = tuple[int, int, int, int, int]
 
@@ -53,20 +55,21 @@ class SpecSet:
                 errors=self.errors,
                 dir_error=f"spec directory {self.root} {what}; keeping the tasks in force",
             )
-        paths, discovery_errors = discover([self.root])
+        found, discovery_errors = discover_roots([self.root])
+        tz = host_zone()
         errors: dict[str, list[SpecError]] = {}
         for err in discovery_errors:
             errors.setdefault(err.file, []).append(err)
         parsed: dict[str, tuple[Signature | None, FileLoad]] = {}
         changed: list[str] = []
-        for path in paths:
+        for path, root in found:
             key = str(path)
             sig = _signature(path)
             cached = self._parsed.get(key)
             if cached is not None and sig is not None and cached[0] == sig:
                 parsed[key] = cached
                 continue
-            load = load_file(path, key)
+            load = load_file(path, key, root=root, host_tz=tz)
             parsed[key] = (sig, load)
             changed.append(key)
         self._parsed = parsed
