@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reconciler.spec import schema_text
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -19,5 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from reconciler.spec import schema_text  # here: the other commands need not pay for it
+
     sys.stdout.write(schema_text())
     return 0

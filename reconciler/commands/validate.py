@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-from reconciler.spec import load_paths
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
@@ -28,6 +26,8 @@ def _plural(n: int, word: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reconciler.spec import load_paths  # here: the other commands need not pay for it
+
     result = load_paths(args.paths)
     errors = result.errors
     files = set(result.files) | {e.file for e in errors}
