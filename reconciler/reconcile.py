@@ -248,14 +248,21 @@ class DueQueue:
         cursors: dict[str, int],
         anchors: Mapping[str, int],
         now: int,
+        only: set[str] | None = None,
     ) -> None:
-        """Bring the queue in line with `tasks`; cursors of new or rescheduled tasks move to now."""
+        """Bring the queue in line with `tasks`; cursors of new or rescheduled tasks move to now.
+
+        `only`: the names that may have changed (None: all of them).
+        """
+        names = tasks.keys() if only is None else [n for n in only if n in tasks]
         wanted = {
             name: t
-            for name, t in tasks.items()
-            if t.type == "cron" and t.schedule is not None and t.schedule.kind in ("cron", "every")
+            for name in names
+            if (t := tasks[name]).type == "cron"
+            and t.schedule is not None
+            and t.schedule.kind in ("cron", "every")
         }
-        for name in list(self._next):
+        for name in list(self._next) if only is None else [n for n in only if n in self._next]:
             if name not in wanted:
                 self._forget(name)
         for name, task in wanted.items():

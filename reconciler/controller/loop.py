@@ -67,7 +67,7 @@ from reconciler.supervisor import (
     become_subreaper,
 )
 
-DEBOUNCE_QUIET_S = 0.05  # a burst of events settles when quiet this long...
+DEBOUNCE_QUIET_S = 0.025  # a burst of events settles when quiet this long...
 DEBOUNCE_MAX_S = 0.5  # ...or after this long at most
 RESCAN_EVERY_S = 300.0  # level-triggered safety net against a missed file event
 SKIP_LOG_LIMIT = 100
@@ -407,22 +407,34 @@ class Controller:
 
     def _apply(self, all_tasks: dict[str, Task], initial: bool) -> None:
         identity = self.opts.identity
-        mine = {n: t for n, t in all_tasks.items() if matches(t.hosts, identity)}
-        before = self.tasks
-        added = sorted(n for n in mine if n not in before)
-        removed = sorted(n for n in before if n not in mine)
+        before, before_all = self.tasks, self.all_tasks
+        # Tasks of unchanged files are the very same objects: only the others are looked at,
+        # so an edit among 10,000 tasks costs one file's worth of work.
+        touched = {n for n, t in all_tasks.items() if before_all.get(n) is not t}
+        touched |= {n for n in before_all if n not in all_tasks}
+        mine = dict(before)
+        for name in touched:
+            task = all_tasks.get(name)
+            if task is not None and matches(task.hosts, identity):
+                mine[name] = task
+            else:
+                mine.pop(name, None)
+        added = sorted(n for n in touched if n in mine and n not in before)
+        removed = sorted(n for n in touched if n in before and n not in mine)
         changed = sorted(
-            n for n in mine if n in before and mine[n].spec_fingerprint() != before[n].spec_fingerprint()
+            n
+            for n in touched
+            if n in mine and n in before and mine[n].spec_fingerprint() != before[n].spec_fingerprint()
         )
         self.all_tasks = all_tasks
         self.tasks = mine
         now = math.floor(self.clock())
         anchors = self._every_anchors(now)
-        self.queue.sync(mine, self.ledger.cursors, anchors, now)
+        self.queue.sync(mine, self.ledger.cursors, anchors, now, only=None if initial else touched)
         for name in removed:
             self.metrics.forget_task(name)
         # Series at 0 from the start, so the first failure is an increase, not a new series.
-        self.metrics.declare_tasks(sorted(mine))
+        self.metrics.declare_tasks(added)
         self.metrics.set_tasks_loaded(len(mine))
         if initial or added or changed or removed:
             log_event(

@@ -87,14 +87,19 @@ class SpecSet:
             if key not in good and key in self._good:
                 good[key] = self._good[key]
 
-        good = self._resolve_duplicates(good, errors)
+        if changed or errors or set(good) != set(self._good):
+            good = self._resolve_duplicates(good, errors)
+        else:
+            good = self._good  # nothing new: the resolution of last time stands
+        if good is not self._good or not self.tasks:
+            tasks: dict[str, Task] = {}
+            for key in sorted(good):
+                for task in good[key].tasks:
+                    tasks[task.name] = task
+            self.tasks = tasks
         self._good = good
         self._errors = errors
-        tasks: dict[str, Task] = {}
-        for key in sorted(good):
-            for task in good[key].tasks:
-                tasks[task.name] = task
-        self.tasks = tasks
+        tasks = self.tasks
         return Refresh(tasks=tasks, errors=self.errors, changed_files=changed)
 
     def _resolve_duplicates(
