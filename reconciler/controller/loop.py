@@ -515,6 +515,8 @@ class Controller:
             answer = answers.get(request.request_id, {"ok": False, "reason": "not handled"})
             ControlServer.reply(pending.conn, answer)
         self.pending = []
+        if any(isinstance(a, StartRun) for a in actions):
+            self._running_changed()  # once per tick, not per start
 
     def _skip(self, action: SkipRun, counts: dict[str, int]) -> None:
         self.metrics.run_skipped(action.task, action.reason)
@@ -621,7 +623,6 @@ class Controller:
         log_event("run.started", f"Started {task.name} (pid {handle.pid}).", **fields)
         self.metrics.run_started(task.name, action.trigger)
         self._state_dirty.add(RUNS_FILE)
-        self._running_changed()
         return {"ok": True, "run_id": run_id, "pid": handle.pid}
 
     def _stop(self, action: StopRun) -> None:
