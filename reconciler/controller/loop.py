@@ -380,10 +380,31 @@ class Controller:
         if self.dir_error_logged is not None or not was_watching:
             self.dir_error_logged = None
             self.watcher.start()
-        self._log_spec_errors(result.errors)
         self._apply(result.tasks, initial or not self.ready)
+        result.errors = result.errors + self._unrunnable()
+        self._log_spec_errors(result.errors)
         self.ready = True
         self._write_status(result)
+
+    def _unrunnable(self) -> list[SpecError]:
+        """Tasks this controller cannot run as asked: `user` needs a root controller.
+
+        They stay loaded (the file is valid, and a root controller elsewhere can run them);
+        the error stands in `status` and each run attempt fails with the same reason.
+        """
+        if os.geteuid() == 0:
+            return []
+        return [
+            SpecError(
+                file=t.file,
+                line=t.line,
+                task=t.name,
+                field="spec.user",
+                message=f"running as user {t.user} needs a root controller",
+            )
+            for t in self.tasks.values()
+            if t.user is not None
+        ]
 
     def _log_spec_errors(self, errors: list[SpecError]) -> None:
         current: set[str] = set()
