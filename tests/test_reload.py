@@ -242,3 +242,40 @@ def test_reload_storm(dirs, controllers, tmp_path: Path) -> None:
     # Only the runs still alive at shutdown may be stopped.
     assert all(e["outcome"] == "stopped" for e in stopped)
     assert len([e for e in exits if e["outcome"] == "succeeded"]) >= 3
+
+
+def test_git_checkout_is_applied(dirs, controllers) -> None:
+    spec = dirs[0]
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(spec), *args], check=True, capture_output=True,
+                       env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+
+    git("init", "-q", "-b", "main")
+    for i in range(20):
+        write_task(spec, f"t{i}", {"schedule": "@every 1h", "command": ["true"]})
+    git("add", "-A")
+    git("commit", "-qm", "one")
+    git("checkout", "-qb", "two")
+    for i in range(20):
+        write_task(spec, f"t{i}", {"schedule": "@every 2h", "command": ["true"]})
+    (spec / "t19.json").unlink()
+    write_task(spec, "extra", {"schedule": "@every 1h", "command": ["true"]})
+    git("add", "-A")
+    git("commit", "-qm", "two")
+    git("checkout", "-q", "main")
+    c = start(controllers, dirs)
+    assert len(applied(c)[0]["added"]) == 20
+    git("checkout", "-q", "two")
+    done = c.wait_for(
+        "spec.applied",
+        where=lambda e: "extra" in e["added"] or "extra" in e.get("changed", []),
+        timeout=10,
+    )[0]
+    time.sleep(1.0)
+    # One settled change: everything in one spec.applied (the .git folder is ignored).
+    assert done["removed"] == ["t19"]
+    assert sorted(done["changed"]) == sorted(f"t{i}" for i in range(19))
+    assert len(applied(c)) == 2
+    assert c.stop() == 0

@@ -67,7 +67,7 @@ from reconciler.supervisor import (
     become_subreaper,
 )
 
-DEBOUNCE_QUIET_S = 0.025  # a burst of events settles when quiet this long...
+DEBOUNCE_QUIET_S = 0.04  # a burst of events settles when quiet this long...
 DEBOUNCE_MAX_S = 0.5  # ...or after this long at most
 RESCAN_EVERY_S = 300.0  # level-triggered safety net against a missed file event
 SKIP_LOG_LIMIT = 100
