@@ -280,3 +280,95 @@ def test_runs_json_records_live_runs(dirs, controller) -> None:
 
     wait_until(recorded, 10, "runs.json lists the daemon")
     assert c.stop() == 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_metrics_and_health_of_a_running_controller(dirs, controller) -> None:
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = _free_port()
+    write_task(dirs[0], "ok", {"schedule": "* * * * * *", "command": ["true"]})
+    write_task(dirs[0], "bad", {"schedule": "* * * * * *", "command": ["false"]})
+    c = start(controller, dirs, "--http", f"127.0.0.1:{port}")
+    c.wait_for("run.exited", task="ok", count=2)
+    c.wait_for("run.exited", task="bad", count=2)
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(base + "/healthz", timeout=10) as r:
+        assert r.status == 200
+    with urllib.request.urlopen(base + "/readyz", timeout=10) as r:
+        assert r.status == 200
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    finished = {
+        (s.labels["task"], s.labels["outcome"]): s.value
+        for s in families["reconciler_runs_finished"].samples
+        if s.name == "reconciler_runs_finished_total"
+    }
+    assert finished[("ok", "succeeded")] >= 2
+    assert finished[("bad", "failed")] >= 2
+    assert families["reconciler_tasks_loaded"].samples[0].value == 2
+    req = urllib.request.Request(base + "/metrics", method="POST", data=b"")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 405
+    # Counters survive a reload that changes the task.
+    before = finished[("ok", "succeeded")]
+    write_task(dirs[0], "ok", {"schedule": "* * * * * *", "command": ["true"], "timeoutSeconds": 5})
+    c.wait_for("spec.applied", where=lambda e: e["changed"] == ["ok"])
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        again = r.read().decode()
+    value = next(
+        s.value
+        for f in text_string_to_metric_families(again)
+        for s in f.samples
+        if s.name == "reconciler_runs_finished_total"
+        and s.labels == {"task": "ok", "outcome": "succeeded"}
+    )
+    assert value >= before
+    assert c.stop() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a controller as nobody")
+def test_non_root_controller_names_tasks_that_need_root(dirs, controller, tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is not installed")
+    import pwd
+    import tempfile
+
+    # pytest's temp folders are private to root: give nobody a tree it can reach.
+    base = Path(tempfile.mkdtemp(prefix="reconciler-nobody-"))
+    os.chmod(base, 0o755)
+    spec = base / "specs"
+    spec.mkdir(mode=0o755)
+    state = base / "state"
+    state.mkdir(mode=0o700)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    write_task(spec, "as-root", {"schedule": "* * * * * *", "command": ["true"], "user": "root"})
+    write_task(spec, "plain", {"schedule": "* * * * * *", "command": ["true"]})
+    c = ControllerProc(
+        spec, state,
+        wrapper=["setpriv", "--reuid", "nobody", "--regid", str(nobody.pw_gid), "--clear-groups"],
+        env={"HOME": "/nonexistent"},
+    )
+    controller.append(c)
+    err = c.wait_for("spec.invalid", task="as-root")[0]
+    assert "spec.user" in err["error"] and "needs a root controller" in err["error"]
+    c.wait_for("run.exited", task="plain")
+    failed = c.wait_for("run.exited", task="as-root")[0]
+    assert failed["outcome"] == "failed" and "root controller" in failed["error"]
+    assert c.stop() == 0
+    shutil.rmtree(base, ignore_errors=True)
