@@ -8,6 +8,7 @@ e.g. a pod IP inside a container.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import ipaddress
 import os
@@ -128,10 +129,8 @@ def _interface_addresses() -> set[IPAddress]:
                 if stripped.startswith("|--"):
                     last = stripped[3:].strip()
                 elif "/32 host LOCAL" in stripped and last:
-                    try:
+                    with contextlib.suppress(ValueError):
                         found.add(ipaddress.IPv4Address(last))
-                    except ValueError:
-                        pass
     except OSError:
         pass
     try:
@@ -141,10 +140,8 @@ def _interface_addresses() -> set[IPAddress]:
                 if len(parts) >= 6 and len(parts[0]) == 32:
                     hexaddr = parts[0]
                     text = ":".join(hexaddr[i : i + 4] for i in range(0, 32, 4))
-                    try:
+                    with contextlib.suppress(ValueError):
                         found.add(ipaddress.IPv6Address(text))
-                    except ValueError:
-                        pass
     except OSError:
         pass
     return {a for a in found if not a.is_loopback}
@@ -155,10 +152,8 @@ def _fqdn(hostname: str, timeout: float = 2.0) -> str | None:
     result: list[str] = []
 
     def lookup() -> None:
-        try:
+        with contextlib.suppress(OSError):
             result.append(socket.getfqdn(hostname))
-        except OSError:
-            pass
 
     worker = threading.Thread(target=lookup, name="fqdn-lookup", daemon=True)
     worker.start()
@@ -189,10 +184,7 @@ def detect_identity(
     env = os.environ if environ is None else environ
     host_ip = host_ip or env.get("RECONCILER_HOST_IP") or None
     hostname = hostname or env.get("RECONCILER_HOSTNAME") or None
-    if host_ip:
-        addresses = _parse_addresses([host_ip])
-    else:
-        addresses = _interface_addresses()
+    addresses = _parse_addresses([host_ip]) if host_ip else _interface_addresses()
     if hostname:
         names = _names(hostname)
     else:

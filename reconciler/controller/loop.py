@@ -343,9 +343,11 @@ class Controller:
     def _maybe_reload(self) -> None:
         mono = time.monotonic()
         due = self._reload_requested
-        if self._dirty_since is not None:
-            if mono - self._last_event >= DEBOUNCE_QUIET_S or mono - self._dirty_since >= DEBOUNCE_MAX_S:
-                due = True
+        settled = self._dirty_since is not None and (
+            mono - self._last_event >= DEBOUNCE_QUIET_S or mono - self._dirty_since >= DEBOUNCE_MAX_S
+        )
+        if settled:
+            due = True
         if not due and mono - self._last_rescan >= RESCAN_EVERY_S:
             due = True
         if not due and not self.watcher.watching_root and self.opts.spec_dir.is_dir():
@@ -864,7 +866,7 @@ class Controller:
     # --- shutdown -----------------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        for req, pending in self.pending:
+        for _req, pending in self.pending:
             ControlServer.reply(pending.conn, {"ok": False, "reason": "controller is stopping"})
         self.pending = []
         for run in list(self.runs.values()):
