@@ -7,6 +7,7 @@ of the parent, a ConfigMap remount) is seen; the controller re-creates the watch
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,10 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
+
+# watchdog logs a benign race between stopping an observer and its last read as an
+# error on stderr; a stopped watch has nothing left to report.
+logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
 
 
 class _Poke(FileSystemEventHandler):
