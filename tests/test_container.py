@@ -7,11 +7,13 @@ tools, podman unusable)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -107,12 +109,20 @@ def image(request: pytest.FixtureRequest) -> str:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
+    # pytest-xdist workers each set this fixture up: one installs and builds, the others
+    # wait and then find podman, the base and the build cache ready.
+    lock_path = os.path.join(tempfile.gettempdir(), "reconciler-container-test.lock")
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(request.config)
+
+
+def _build(config: pytest.Config) -> str:
     started = time.monotonic()
     # podman-here installs podman and runc with apt-get where they are missing.
     info = podman("info", "--format", "{{.Host.OCIRuntime.Name}}", timeout=900)
     if info.returncode != 0:
         pytest.skip(f"podman cannot run here: {(info.stderr or info.stdout).strip()[-500:]}")
-
     t0 = time.monotonic()
     had_base = podman("image", "exists", BASE_IMAGE).returncode == 0
     if not had_base:
@@ -126,7 +136,7 @@ def image(request: pytest.FixtureRequest) -> str:
     podman("build", "--pull=never", "-t", IMAGE, str(REPO), timeout=900, check=True)
     t2 = time.monotonic()
     _report(
-        request.config,
+        config,
         f"container image: podman ready {t0 - started:.1f}s, base "
         f"{'present' if had_base else f'built in {t1 - t0:.1f}s'}, "
         f"image built in {t2 - t1:.1f}s",
