@@ -252,8 +252,8 @@ class Controller:
         return self.stopping or time.monotonic() - self.last_tick_mono < 5.0
 
     def run(self) -> int:
-        self.setup()
         try:
+            self.setup()
             self.reload(initial=True)
             self._adopt_previous_runs()
             reboot = [
@@ -268,6 +268,7 @@ class Controller:
         return 0
 
     def _teardown(self) -> None:
+        signal.set_wakeup_fd(-1)
         self.watcher.stop()
         if self.http is not None:
             self.http.stop()
