@@ -399,8 +399,13 @@ def reconcile(
     daemons: Mapping[str, DaemonState],
     manual: Sequence[ManualRequest] = (),
     reboot: Sequence[str] = (),
+    daemon_tasks: Mapping[str, TaskLike] | None = None,
 ) -> list[Action]:
-    """What to do now. `tasks` are this host's tasks; `due` comes from DueQueue.pop_due."""
+    """What to do now. `tasks` are this host's tasks; `due` comes from DueQueue.pop_due.
+
+    `daemon_tasks`, when given, are the daemons among `tasks` (kept by the caller so a tick
+    does not scan every task).
+    """
     actions: list[Action] = []
     stopping_now: set[str] = set()
 
@@ -500,7 +505,7 @@ def reconcile(
         elif task.suspend:
             for run in runs:
                 stop(run, "suspended")
-    for name, task in tasks.items():
+    for name, task in (tasks if daemon_tasks is None else daemon_tasks).items():
         if task.type != "daemon" or task.suspend:
             continue
         fp = task.process_fingerprint()

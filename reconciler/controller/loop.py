@@ -166,6 +166,8 @@ class Controller:
         self.queue = DueQueue()
         self.ledger = Ledger()
         self.tasks: dict[str, Task] = {}  # this host's tasks in force
+        self.daemon_tasks: dict[str, Task] = {}
+        self._anchors: dict[str, int] = {}
         self.all_tasks: dict[str, Task] = {}
         self.runs: dict[str, Run] = {}
         self.history: dict[str, deque[dict[str, Any]]] = {}
@@ -452,8 +454,11 @@ class Controller:
         )
         self.all_tasks = all_tasks
         self.tasks = mine
+        if touched:
+            self.daemon_tasks = {n: t for n, t in mine.items() if t.type == "daemon"}
         now = math.floor(self.clock())
         anchors = self._every_anchors(now)
+        self._anchors = anchors
         self.queue.sync(mine, self.ledger.cursors, anchors, now, only=None if initial else touched)
         for name in removed:
             self.metrics.forget_task(name)
@@ -489,7 +494,7 @@ class Controller:
     # --- tick -----------------------------------------------------------------------------
 
     def tick(self, second: int, reboot: list[str]) -> None:
-        anchors = {n: int(a["at"]) for n, a in self.ledger.anchors.items() if n in self.tasks}
+        anchors = self._anchors
         due = self.queue.pop_due(second, self.tasks, self.ledger.cursors, anchors)
         manual = [m for m, _ in self.pending]
         now = self.clock()
@@ -501,6 +506,7 @@ class Controller:
             self.ledger.daemons,
             manual,
             reboot,
+            self.daemon_tasks,
         )
         if due:
             # The ledger is in place before any run of these due times exists, so a crash
