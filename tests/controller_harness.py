@@ -24,8 +24,16 @@ class ControllerProc:
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
         wrapper: list[str] | None = None,
+        count_only_output_of: str | None = None,
     ) -> None:
         self.spec_dir = spec_dir
+        # A flooding task's lines are counted, not kept: millions of them would fill memory.
+        self._flood_marker = (
+            f'"event":"run.output","task":"{count_only_output_of}"'.encode()
+            if count_only_output_of
+            else None
+        )
+        self.flood_lines = 0
         self.state_dir = state_dir
         self.events: list[Event] = []
         self.raw: list[str] = []
@@ -68,6 +76,9 @@ class ControllerProc:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
+            if self._flood_marker is not None and self._flood_marker in line:
+                self.flood_lines += 1
+                continue
             text = line.decode("utf-8", "replace").rstrip("\n")
             with self._cond:
                 self.raw.append(text)

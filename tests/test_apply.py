@@ -372,3 +372,23 @@ def test_non_root_controller_names_tasks_that_need_root(dirs, controller, tmp_pa
     assert failed["outcome"] == "failed" and "root controller" in failed["error"]
     assert c.stop() == 0
     shutil.rmtree(base, ignore_errors=True)
+
+
+def test_output_flood_does_not_delay_other_starts(dirs, controller) -> None:
+    write_task(dirs[0], "flood", {"type": "daemon", "restartPolicy": "Never",
+                                  "command": "yes 'a line of output that floods the log' | head -c 200000000"})
+    write_task(dirs[0], "tick", {"schedule": "* * * * * *", "command": ["true"]})
+    c = ControllerProc(dirs[0], dirs[1], count_only_output_of="flood")
+    controller.append(c)
+    wait_until(lambda: c.flood_lines > 10000, 30, "the flood to start")
+    starts = c.wait_for("run.started", task="tick", count=4, timeout=30)
+    late = [
+        datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
+        - datetime.fromisoformat(e["due"]).timestamp()
+        for e in starts
+    ]
+    # Generous for a loaded 2-core machine; a stalled loop would be seconds late.
+    assert max(late) < 0.5, late
+    assert not c.find("run.skipped", task="tick")
+    assert c.find("run.exited", task="flood") == []  # still flooding while the ticks ran
+    assert c.stop() == 0
