@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,16 @@ class ControllerProc:
         self._reader.join(5)
 
 
+def start(
+    started: list[ControllerProc], dirs: tuple[Path, Path], *args: str
+) -> ControllerProc:
+    """Start a controller on `dirs`, remember it for cleanup, wait for its first apply."""
+    c = ControllerProc(dirs[0], dirs[1], list(args))
+    started.append(c)
+    c.wait_for("spec.applied")
+    return c
+
+
 def write_task(
     spec_dir: Path, name: str, spec: dict[str, Any], filename: str | None = None
 ) -> Path:
@@ -178,8 +188,8 @@ def wait_until(check: Callable[[], bool], timeout: float = 20.0, what: str = "co
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def pids_in_group(pgid: int) -> list[int]:
-    out = []
+def _live_stats() -> Iterator[tuple[int, bytes, int, int]]:
+    """(pid, state, ppid, pgid) of every process, from /proc."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -189,22 +199,12 @@ def pids_in_group(pgid: int) -> list[int]:
         except OSError:
             continue
         rest = data[data.rfind(b")") + 2 :].split()
-        if rest[0] != b"Z" and int(rest[2]) == pgid:
-            out.append(int(entry))
-    return out
+        yield int(entry), rest[0], int(rest[1]), int(rest[2])
+
+
+def pids_in_group(pgid: int) -> list[int]:
+    return [pid for pid, state, _, group in _live_stats() if state != b"Z" and group == pgid]
 
 
 def zombies_of(ppid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                data = fh.read()
-        except OSError:
-            continue
-        rest = data[data.rfind(b")") + 2 :].split()
-        if rest[0] == b"Z" and int(rest[1]) == ppid:
-            out.append(int(entry))
-    return out
+    return [pid for pid, state, parent, _ in _live_stats() if state == b"Z" and parent == ppid]

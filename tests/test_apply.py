@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -13,39 +12,17 @@ import pytest
 from controller_harness import (
     ControllerProc,
     pids_in_group,
+    start,
     wait_until,
     write_task,
     zombies_of,
 )
 
 
-@pytest.fixture
-def dirs(tmp_path: Path) -> tuple[Path, Path]:
-    spec = tmp_path / "specs"
-    spec.mkdir()
-    os.chmod(spec, 0o755)
-    return spec, tmp_path / "state"
-
-
-@pytest.fixture
-def controller(dirs: tuple[Path, Path]) -> Iterator[list[ControllerProc]]:
-    started: list[ControllerProc] = []
-    yield started
-    for c in started:
-        c.kill() if c.proc.poll() is None else None
-
-
-def start(started: list[ControllerProc], dirs: tuple[Path, Path], *args: str) -> ControllerProc:
-    c = ControllerProc(dirs[0], dirs[1], list(args))
-    started.append(c)
-    c.wait_for("spec.applied")
-    return c
-
-
-def test_per_second_task_runs_every_second(dirs, controller, tmp_path: Path) -> None:
+def test_per_second_task_runs_every_second(dirs, controllers, tmp_path: Path) -> None:
     out = tmp_path / "ticks"
     write_task(dirs[0], "tick", {"schedule": "* * * * * *", "command": ["sh", "-c", f"date +%s >> {out}"]})
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     started = c.wait_for("run.started", task="tick", count=3)
     exited = c.wait_for("run.exited", task="tick", count=3)
     assert all(e["outcome"] == "succeeded" and e["exit_code"] == 0 for e in exited)
@@ -56,9 +33,9 @@ def test_per_second_task_runs_every_second(dirs, controller, tmp_path: Path) -> 
     assert len(out.read_text().split()) >= 3
 
 
-def test_forbid_skips_while_a_slow_run_is_alive(dirs, controller) -> None:
+def test_forbid_skips_while_a_slow_run_is_alive(dirs, controllers) -> None:
     write_task(dirs[0], "slow", {"schedule": "* * * * * *", "command": ["sleep", "4"]})
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     skipped = c.wait_for("run.skipped", task="slow", reason="max-concurrency", count=2)
     assert all(e["due"] for e in skipped)
     assert len(c.find("run.started", task="slow")) == 1
@@ -67,14 +44,14 @@ def test_forbid_skips_while_a_slow_run_is_alive(dirs, controller) -> None:
     assert stopped and stopped[0]["outcome"] == "stopped"
 
 
-def test_replace_stops_the_old_run(dirs, controller) -> None:
+def test_replace_stops_the_old_run(dirs, controllers) -> None:
     write_task(
         dirs[0],
         "repl",
         {"schedule": "*/2 * * * * *", "command": ["sleep", "100"], "concurrencyPolicy": "Replace",
          "terminationGracePeriodSeconds": 5},
     )
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     first = c.wait_for("run.started", task="repl")[0]
     c.wait_for("run.started", task="repl", count=2, timeout=30)
     ex = c.wait_for("run.exited", task="repl", run_id=first["run_id"])[0]
@@ -83,14 +60,14 @@ def test_replace_stops_the_old_run(dirs, controller) -> None:
     assert c.stop() == 0
 
 
-def test_timeout_kills_the_whole_group(dirs, controller, tmp_path: Path) -> None:
+def test_timeout_kills_the_whole_group(dirs, controllers, tmp_path: Path) -> None:
     write_task(
         dirs[0],
         "hang",
         {"schedule": "@every 1h", "command": "sleep 100 & sleep 100", "timeoutSeconds": 1,
          "terminationGracePeriodSeconds": 2},
     )
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     c.signal(signal.SIGHUP)  # nothing to change; reload must not disturb anything
     import subprocess
     import sys
@@ -110,9 +87,9 @@ def test_timeout_kills_the_whole_group(dirs, controller, tmp_path: Path) -> None
     assert c.stop() == 0
 
 
-def test_daemon_restarted_with_growing_delays(dirs, controller) -> None:
+def test_daemon_restarted_with_growing_delays(dirs, controllers) -> None:
     write_task(dirs[0], "crashy", {"type": "daemon", "command": ["sh", "-c", "exit 3"]})
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     starts = c.wait_for("run.started", task="crashy", count=4, timeout=40)
     times = [datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp() for e in starts]
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
@@ -124,13 +101,13 @@ def test_daemon_restarted_with_growing_delays(dirs, controller) -> None:
     assert c.stop() == 0
 
 
-def test_sigterm_stops_everything_gracefully(dirs, controller) -> None:
+def test_sigterm_stops_everything_gracefully(dirs, controllers) -> None:
     write_task(dirs[0], "d1", {"type": "daemon", "command": "sleep 1000 & sleep 1000; wait"})
     write_task(
         dirs[0], "d2",
         {"type": "daemon", "command": ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]},
     )
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     s1 = c.wait_for("run.started", task="d1")[0]
     s2 = c.wait_for("run.started", task="d2")[0]
     groups = [s1["pid"], s2["pid"]]
@@ -143,14 +120,14 @@ def test_sigterm_stops_everything_gracefully(dirs, controller) -> None:
     assert c.find("controller.stopped")
 
 
-def test_long_line_arrives_split_and_complete(dirs, controller) -> None:
+def test_long_line_arrives_split_and_complete(dirs, controllers) -> None:
     size = 1_000_000
     write_task(
         dirs[0], "big",
         {"type": "daemon", "restartPolicy": "Never",
          "command": ["python3", "-c", f"import sys; sys.stdout.write('a' * {size} + '\\n')"]},
     )
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     c.wait_for("run.exited", task="big")
     parts = c.find("run.output", task="big")
     assert len(parts) >= 2
@@ -160,13 +137,13 @@ def test_long_line_arrives_split_and_complete(dirs, controller) -> None:
     assert c.stop() == 0
 
 
-def test_non_utf8_output_is_escaped(dirs, controller) -> None:
+def test_non_utf8_output_is_escaped(dirs, controllers) -> None:
     write_task(
         dirs[0], "bytes",
         {"type": "daemon", "restartPolicy": "Never",
          "command": ["sh", "-c", "printf 'ok \\377\\376 end\\n'; printf 'err line\\n' >&2"]},
     )
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     c.wait_for("run.exited", task="bytes")
     lines = {e["stream"]: e["message"] for e in c.find("run.output", task="bytes")}
     assert lines["stdout"] == "ok \\xff\\xfe end"
@@ -174,10 +151,10 @@ def test_non_utf8_output_is_escaped(dirs, controller) -> None:
     assert c.stop() == 0
 
 
-def test_hosts_that_do_not_match_start_nothing(dirs, controller) -> None:
+def test_hosts_that_do_not_match_start_nothing(dirs, controllers) -> None:
     write_task(dirs[0], "elsewhere", {"schedule": "* * * * * *", "command": ["true"], "hosts": ["db-*", "10.1.0.0/16"]})
     write_task(dirs[0], "here", {"schedule": "* * * * * *", "command": ["true"], "hosts": ["test-*"]})
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     c.wait_for("run.exited", task="here", count=2)
     assert not c.find("run.started", task="elsewhere")
     applied = c.find("spec.applied")[0]
@@ -185,14 +162,14 @@ def test_hosts_that_do_not_match_start_nothing(dirs, controller) -> None:
     assert c.stop() == 0
 
 
-def test_env_values_never_logged(dirs, controller, tmp_path: Path) -> None:
+def test_env_values_never_logged(dirs, controllers, tmp_path: Path) -> None:
     out = tmp_path / "env"
     write_task(
         dirs[0], "secret",
         {"schedule": "* * * * * *", "env": {"API_TOKEN": "hunter2-very-secret"},
          "command": ["sh", "-c", f"printf '%s' \"$API_TOKEN\" > {out}"]},
     )
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     c.wait_for("run.exited", task="secret")
     assert out.read_text() == "hunter2-very-secret"
     assert c.stop() == 0
@@ -202,21 +179,21 @@ def test_env_values_never_logged(dirs, controller, tmp_path: Path) -> None:
             assert b"hunter2" not in f.read_bytes(), f
 
 
-def test_suspended_task_does_not_run(dirs, controller) -> None:
+def test_suspended_task_does_not_run(dirs, controllers) -> None:
     write_task(dirs[0], "off", {"schedule": "* * * * * *", "command": ["true"], "suspend": True})
     write_task(dirs[0], "on", {"schedule": "* * * * * *", "command": ["true"]})
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     c.wait_for("run.exited", task="on", count=3)
     assert not c.find("run.started", task="off")
     assert len(c.find("run.skipped", task="off", reason="suspended")) == 1  # logged once
     assert c.stop() == 0
 
 
-def test_state_dir_is_private(dirs, controller) -> None:
+def test_state_dir_is_private(dirs, controllers) -> None:
     old = os.umask(0)
     try:
         write_task(dirs[0], "t", {"schedule": "* * * * * *", "command": ["true"]})
-        c = start(controller, dirs)
+        c = start(controllers, dirs)
         c.wait_for("run.exited", task="t")
     finally:
         os.umask(old)
@@ -241,11 +218,11 @@ def test_refuses_a_group_writable_state_dir(dirs, tmp_path: Path) -> None:
     assert "group- or world-writable" in res.stderr
 
 
-def test_second_controller_on_same_state_dir_refused(dirs, controller) -> None:
+def test_second_controller_on_same_state_dir_refused(dirs, controllers) -> None:
     import subprocess
     import sys
 
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     res = subprocess.run(
         [sys.executable, "-m", "reconciler", "apply", str(dirs[0]), "--state-dir", str(dirs[1])],
         capture_output=True, text=True, timeout=30,
@@ -266,9 +243,9 @@ def test_http_without_host_is_a_usage_error(dirs) -> None:
     assert res.returncode == 2
 
 
-def test_runs_json_records_live_runs(dirs, controller) -> None:
+def test_runs_json_records_live_runs(dirs, controllers) -> None:
     write_task(dirs[0], "d", {"type": "daemon", "command": ["sleep", "1000"]})
-    c = start(controller, dirs)
+    c = start(controllers, dirs)
     s = c.wait_for("run.started", task="d")[0]
 
     def recorded() -> bool:
@@ -290,7 +267,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_metrics_and_health_of_a_running_controller(dirs, controller) -> None:
+def test_metrics_and_health_of_a_running_controller(dirs, controllers) -> None:
     import urllib.error
     import urllib.request
 
@@ -299,7 +276,7 @@ def test_metrics_and_health_of_a_running_controller(dirs, controller) -> None:
     port = _free_port()
     write_task(dirs[0], "ok", {"schedule": "* * * * * *", "command": ["true"]})
     write_task(dirs[0], "bad", {"schedule": "* * * * * *", "command": ["false"]})
-    c = start(controller, dirs, "--http", f"127.0.0.1:{port}")
+    c = start(controllers, dirs, "--http", f"127.0.0.1:{port}")
     c.wait_for("run.exited", task="ok", count=2)
     c.wait_for("run.exited", task="bad", count=2)
     base = f"http://127.0.0.1:{port}"
@@ -340,7 +317,7 @@ def test_metrics_and_health_of_a_running_controller(dirs, controller) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a controller as nobody")
-def test_non_root_controller_names_tasks_that_need_root(dirs, controller, tmp_path: Path) -> None:
+def test_non_root_controller_names_tasks_that_need_root(dirs, controllers, tmp_path: Path) -> None:
     import shutil
 
     if shutil.which("setpriv") is None:
@@ -364,7 +341,7 @@ def test_non_root_controller_names_tasks_that_need_root(dirs, controller, tmp_pa
         wrapper=["setpriv", "--reuid", "nobody", "--regid", str(nobody.pw_gid), "--clear-groups"],
         env={"HOME": "/nonexistent"},
     )
-    controller.append(c)
+    controllers.append(c)
     err = c.wait_for("spec.invalid", task="as-root")[0]
     assert "spec.user" in err["error"] and "needs a root controller" in err["error"]
     c.wait_for("run.exited", task="plain")
@@ -374,12 +351,12 @@ def test_non_root_controller_names_tasks_that_need_root(dirs, controller, tmp_pa
     shutil.rmtree(base, ignore_errors=True)
 
 
-def test_output_flood_does_not_delay_other_starts(dirs, controller) -> None:
+def test_output_flood_does_not_delay_other_starts(dirs, controllers) -> None:
     write_task(dirs[0], "flood", {"type": "daemon", "restartPolicy": "Never",
                                   "command": "yes 'a line of output that floods the log' | head -c 200000000"})
     write_task(dirs[0], "tick", {"schedule": "* * * * * *", "command": ["true"]})
     c = ControllerProc(dirs[0], dirs[1], count_only_output_of="flood")
-    controller.append(c)
+    controllers.append(c)
     wait_until(lambda: c.flood_lines > 10000, 30, "the flood to start")
     starts = c.wait_for("run.started", task="tick", count=4, timeout=30)
     late = [

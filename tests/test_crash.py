@@ -7,29 +7,10 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 from controller_harness import ControllerProc, pids_in_group, wait_until, write_task
-
-
-@pytest.fixture
-def dirs(tmp_path: Path) -> tuple[Path, Path]:
-    spec = tmp_path / "specs"
-    spec.mkdir()
-    os.chmod(spec, 0o755)
-    return spec, tmp_path / "state"
-
-
-@pytest.fixture
-def controllers() -> Iterator[list[ControllerProc]]:
-    started: list[ControllerProc] = []
-    yield started
-    for c in started:
-        if c.proc.poll() is None:
-            c.kill()
 
 
 def ts(text: str) -> int:

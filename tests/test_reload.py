@@ -8,35 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from controller_harness import ControllerProc, wait_until, write_task
-
-
-@pytest.fixture
-def dirs(tmp_path: Path) -> tuple[Path, Path]:
-    spec = tmp_path / "specs"
-    spec.mkdir()
-    os.chmod(spec, 0o755)
-    return spec, tmp_path / "state"
-
-
-@pytest.fixture
-def controllers() -> Iterator[list[ControllerProc]]:
-    started: list[ControllerProc] = []
-    yield started
-    for c in started:
-        if c.proc.poll() is None:
-            c.kill()
-
-
-def start(started: list[ControllerProc], dirs: tuple[Path, Path], *args: str) -> ControllerProc:
-    c = ControllerProc(dirs[0], dirs[1], list(args))
-    started.append(c)
-    c.wait_for("spec.applied")
-    return c
+from controller_harness import ControllerProc, start, wait_until, write_task
 
 
 def applied(c: ControllerProc, **match: object) -> list[dict]:
