@@ -233,6 +233,7 @@ class DueQueue:
         self._generation: dict[str, int] = {}
         self._next: dict[str, int | None] = {}
         self._key: dict[str, tuple[object, ...]] = {}
+        self._removed: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._next)
@@ -270,14 +271,18 @@ class DueQueue:
             key = self._schedule_key(task, anchor)
             if self._key.get(name) == key:
                 continue
-            if name in self._key or name not in cursors:
-                # New to this controller run or rescheduled: only future times are due.
+            if name in self._key or name in self._removed or name not in cursors:
+                # New, rescheduled, or back after a removal: only future times are due
+                # (nothing was due while it did not exist). The old cursor still bars
+                # any due time handled before.
                 cursors[name] = max(cursors.get(name, now), now)
+                self._removed.discard(name)
             self._key[name] = key
             assert task.schedule is not None
             self._push(name, task.schedule.next_after(cursors[name], task.timezone, anchor))
 
     def _forget(self, name: str) -> None:
+        self._removed.add(name)
         self._generation[name] = self._generation.get(name, 0) + 1
         self._next.pop(name, None)
         self._key.pop(name, None)

@@ -288,3 +288,16 @@ def test_reboot_runs_once_at_start() -> None:
     assert reconcile(T0, {"boot": task}, [], [], {}, reboot=["boot"]) == [
         StartRun("boot", T0, "reboot")
     ]
+
+
+def test_due_queue_removed_then_readded_does_not_catch_up() -> None:
+    q = DueQueue()
+    cursors: dict[str, int] = {}
+    tasks = {"a": FakeTask("a")}
+    q.sync(tasks, cursors, {}, T0)
+    assert [d.run for d in q.pop_due(T0 + 1, tasks, cursors, {})] == [T0 + 1]
+    q.sync({}, cursors, {}, T0 + 2)
+    q.sync(tasks, cursors, {}, T0 + 6)  # back four seconds later
+    got = q.pop_due(T0 + 7, tasks, cursors, {})
+    assert [d.run for d in got] == [T0 + 7]
+    assert got[0].coalesced == () and got[0].deadline == ()
