@@ -72,7 +72,8 @@ DEBOUNCE_QUIET_S = 0.04  # a burst of events settles when quiet this long...
 DEBOUNCE_MAX_S = 0.5  # ...or after this long at most
 RESCAN_EVERY_S = 300.0  # level-triggered safety net against a missed file event
 SKIP_LOG_LIMIT = 100
-TICK_EARLY_S = 0.004  # per task and tick; beyond that one summary line
+TICK_EARLY_S = 0.004
+HISTORY_WRITE_EVERY_S = 2.0  # per task and tick; beyond that one summary line
 
 
 def rfc3339(t: float, tz: Any = UTC) -> str:
@@ -185,6 +186,7 @@ class Controller:
         self._reload_requested = False
         self._last_rescan = time.monotonic()
         self._state_dirty: set[str] = set()
+        self._history_written = 0.0
         self._rpipe, self._wpipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._signals: deque[int] = deque()
         self.supervisor = Supervisor(on_output=self._on_output, wake=self.wake)
@@ -908,12 +910,22 @@ class Controller:
         if not dirty:
             return
         self._state_dirty = set()
+        # Only the ledger guards a promise across power loss (at most once per due
+        # second): it alone is fsynced. The others are atomic against a crash, which is
+        # what adoption and `status` need.
         if RUNS_FILE in dirty:
-            self.state.write_json(RUNS_FILE, [r.record() for r in self.runs.values()])
+            self.state.write_json(RUNS_FILE, [r.record() for r in self.runs.values()], sync=False)
         if LEDGER_FILE in dirty:
             self.state.write_json(LEDGER_FILE, self.ledger.to_json())
         if HISTORY_FILE in dirty:
-            self.state.write_json(HISTORY_FILE, {k: list(v) for k, v in self.history.items()})
+            mono = time.monotonic()
+            if force or mono - self._history_written >= HISTORY_WRITE_EVERY_S:
+                self._history_written = mono
+                self.state.write_json(
+                    HISTORY_FILE, {k: list(v) for k, v in self.history.items()}, sync=False
+                )
+            else:
+                self._state_dirty.add(HISTORY_FILE)  # history of busy fleets: at most every few s
         if APPLIED_FILE in dirty:
             self.state.write_json(
                 APPLIED_FILE,
@@ -921,6 +933,7 @@ class Controller:
                     n: {"file": t.file, "line": t.line, "document": applied_document(t)}
                     for n, t in sorted(self.tasks.items())
                 },
+                sync=False,
             )
 
     def _write_status(self, result: Refresh) -> None:
