@@ -19,16 +19,22 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
 from reconciler.controller.control import ControlServer, Pending
+from reconciler.controller.records import (
+    Ledger,
+    Run,
+    applied_document,
+    outcome_of,
+    rfc3339,
+)
 from reconciler.controller.specset import Refresh, SpecSet
 from reconciler.controller.watch import SpecWatcher
-from reconciler.fleet import hashed_document
 from reconciler.hosts import HostIdentity, matches
 from reconciler.obs import HttpServer, Metrics, log_event
 from reconciler.reconcile import (
@@ -61,7 +67,6 @@ from reconciler.state import (
 )
 from reconciler.supervisor import (
     Exited,
-    RunHandle,
     RunSpec,
     SpawnError,
     Supervisor,
@@ -71,38 +76,9 @@ from reconciler.supervisor import (
 DEBOUNCE_QUIET_S = 0.04  # a burst of events settles when quiet this long...
 DEBOUNCE_MAX_S = 0.5  # ...or after this long at most
 RESCAN_EVERY_S = 300.0  # level-triggered safety net against a missed file event
-SKIP_LOG_LIMIT = 100
+SKIP_LOG_LIMIT = 100  # per task and tick; beyond that one summary line
 TICK_EARLY_S = 0.004
-HISTORY_WRITE_EVERY_S = 2.0  # per task and tick; beyond that one summary line
-
-
-def rfc3339(t: float, tz: Any = UTC) -> str:
-    """A due second as RFC 3339, with the offset of the task's zone (`Z` for UTC)."""
-    if tz is UTC:
-        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return datetime.fromtimestamp(t, tz).isoformat(timespec="seconds")
-
-
-def applied_document(task: Task) -> dict[str, Any]:
-    """The document as the applied set keeps it: env values hashed, never in clear."""
-    return hashed_document(task.document)
-
-
-@dataclass
-class Run:
-    view: RunView
-    handle: RunHandle | None
-    trigger: str
-    due: int | None
-
-    def record(self) -> dict[str, Any]:
-        h = self.handle
-        return {
-            **asdict(self.view),
-            "trigger": self.trigger,
-            "pgid": h.pgid if h else None,
-            "start_ticks": h.start_ticks if h else None,
-        }
+HISTORY_WRITE_EVERY_S = 2.0
 
 
 @dataclass
@@ -113,49 +89,6 @@ class Options:
     watch: str = "inotify"
     http: str | None = None
     log_format: str = "json"
-
-
-@dataclass
-class Ledger:
-    cursors: dict[str, int] = field(default_factory=dict)
-    anchors: dict[str, dict[str, Any]] = field(default_factory=dict)
-    daemons: dict[str, DaemonState] = field(default_factory=dict)
-    # Due runs being started right now: if the controller dies before they are recorded
-    # as runs, its successor logs them as skipped ("interrupted") instead of losing them.
-    starting: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "cursors": self.cursors,
-            "anchors": self.anchors,
-            "daemons": {k: asdict(v) for k, v in self.daemons.items()},
-            "starting": self.starting,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> Ledger:
-        if not isinstance(data, dict):
-            return cls()
-        cursors = {
-            str(k): int(v)
-            for k, v in (data.get("cursors") or {}).items()
-            if isinstance(v, int)
-        }
-        anchors = {
-            str(k): v
-            for k, v in (data.get("anchors") or {}).items()
-            if isinstance(v, dict) and isinstance(v.get("at"), int)
-        }
-        daemons: dict[str, DaemonState] = {}
-        for k, v in (data.get("daemons") or {}).items():
-            with contextlib.suppress(TypeError, ValueError):
-                daemons[str(k)] = DaemonState(**v)
-        starting = {
-            str(k): int(v)
-            for k, v in (data.get("starting") or {}).items()
-            if isinstance(v, int)
-        }
-        return cls(cursors=cursors, anchors=anchors, daemons=daemons, starting=starting)
 
 
 class Controller:
@@ -686,16 +619,8 @@ class Controller:
         for ex in exits:
             run = self.runs.pop(ex.run_id, None)
             reason = ex.stop_reason or (run.view.stopping if run else None)
-            if reason == "timeout":
-                outcome = "timed-out"
-            elif reason is not None:
-                outcome = "stopped"
-            elif run is not None and run.handle is not None and run.handle.adopted and ex.exit_code is None and ex.signal is None:
-                outcome = "unknown"
-            elif ex.exit_code == 0:
-                outcome = "succeeded"
-            else:
-                outcome = "failed"
+            adopted = run is not None and run.handle is not None and run.handle.adopted
+            outcome = outcome_of(reason, ex.exit_code, ex.signal, adopted)
             duration = max(0.0, ex.ended_at - ex.started_at)
             level = "info" if outcome in ("succeeded", "stopped") else "warning"
             task = self.tasks.get(ex.task)
