@@ -120,6 +120,7 @@ class Controller:
         self._last_rescan = time.monotonic()
         self._state_dirty: set[str] = set()
         self._history_written = 0.0
+        self._fallback_logged = False
         self._rpipe, self._wpipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._signals: deque[int] = deque()
         self.supervisor = Supervisor(on_output=self._on_output, wake=self.wake)
@@ -167,6 +168,12 @@ class Controller:
             self.http = HttpServer(self.opts.http, self.metrics, self.healthy, lambda: self.ready)
             self.http.start()
         self.watcher.start()
+        self._log_watch_fallback()
+
+    def _log_watch_fallback(self) -> None:
+        if self.watcher.fallback and not self._fallback_logged:
+            self._fallback_logged = True
+            log_event("watch.fallback", self.watcher.fallback, level="warning")
 
     def _write_controller_info(self) -> None:
         pid = os.getpid()
@@ -316,11 +323,13 @@ class Controller:
                 self.dir_error_logged = result.dir_error
             if was_watching:
                 self.watcher.start()
+                self._log_watch_fallback()
             self._write_status(result)
             return
         if self.dir_error_logged is not None or not was_watching:
             self.dir_error_logged = None
             self.watcher.start()
+            self._log_watch_fallback()
         changed = self._apply(result.tasks, initial or not self.ready)
         result.errors = result.errors + self._unrunnable()
         self._log_spec_errors(result.errors)

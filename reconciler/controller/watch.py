@@ -45,6 +45,7 @@ class SpecWatcher:
         self._observer: BaseObserver | None = None
         self._watching_root = False
         self._lock = threading.Lock()
+        self.fallback: str | None = None  # why the watch polls although inotify was asked
 
     def _new_observer(self) -> BaseObserver:
         if self.mode == "poll":
@@ -54,17 +55,35 @@ class SpecWatcher:
     def start(self) -> None:
         with self._lock:
             self._stop_locked()
-            observer = self._new_observer()
-            parent = self.root.parent
+            try:
+                self._start_locked(self._new_observer())
+            except OSError as exc:
+                if self.mode == "poll":
+                    raise
+                # inotify limits (max_user_watches, max_user_instances) are per user and
+                # may be used up by others: a slower watch beats none.
+                self.fallback = (
+                    f"inotify is unavailable ({exc.strerror or exc}); polling the spec "
+                    "directory every second instead"
+                )
+                self._start_locked(PollingObserver(timeout=1.0))
+
+    def _start_locked(self, observer: BaseObserver) -> None:
+        parent = self.root.parent
+        self._watching_root = False
+        try:
             if parent.is_dir():
                 observer.schedule(_Poke(self._poke, only=self.root), str(parent), recursive=False)
-            self._watching_root = False
             if self.root.is_dir():
                 observer.schedule(_Poke(self._poke), str(self.root), recursive=True)
                 self._watching_root = True
             observer.daemon = True
             observer.start()
-            self._observer = observer
+        except OSError:
+            observer.stop()
+            self._watching_root = False
+            raise
+        self._observer = observer
 
     @property
     def watching_root(self) -> bool:
