@@ -254,3 +254,24 @@ def test_git_checkout_is_applied(dirs, controllers) -> None:
     assert sorted(done["changed"]) == sorted(f"t{i}" for i in range(19))
     assert len(applied(c)) == 2
     assert c.stop() == 0
+
+
+def test_spec_dir_symlink_swap_is_followed(tmp_path: Path, controllers) -> None:
+    """The spec directory is a link swapped to new checkouts (git-sync); edits inside the
+    new target are seen, not only the swap."""
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    for d in (v1, v2):
+        d.mkdir()
+        os.chmod(d, 0o755)
+    write_task(v1, "a", {"schedule": "@every 1h", "command": ["true"]})
+    write_task(v2, "a", {"schedule": "@every 2h", "command": ["true"]})
+    link = tmp_path / "current"
+    os.symlink(v1, link)
+    c = start(controllers, (link, tmp_path / "state"))
+    tmp_link = tmp_path / "current.new"
+    os.symlink(v2, tmp_link)
+    os.rename(tmp_link, link)
+    c.wait_for("spec.applied", where=lambda e: e["changed"] == ["a"], timeout=10)
+    write_task(v2, "b", {"schedule": "@every 1h", "command": ["true"]})
+    c.wait_for("spec.applied", where=lambda e: e["added"] == ["b"], timeout=10)
+    assert c.stop() == 0

@@ -326,7 +326,7 @@ class Controller:
                 self._log_watch_fallback()
             self._write_status(result)
             return
-        if self.dir_error_logged is not None or not was_watching:
+        if self.dir_error_logged is not None or not was_watching or self.watcher.root_replaced():
             self.dir_error_logged = None
             self.watcher.start()
             self._log_watch_fallback()

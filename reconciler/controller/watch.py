@@ -8,6 +8,7 @@ of the parent, a ConfigMap remount) is seen; the controller re-creates the watch
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,7 @@ class SpecWatcher:
         self._watching_root = False
         self._lock = threading.Lock()
         self.fallback: str | None = None  # why the watch polls although inotify was asked
+        self._root_id: tuple[int, int] | None = None
 
     def _new_observer(self) -> BaseObserver:
         if self.mode == "poll":
@@ -68,14 +70,29 @@ class SpecWatcher:
                 )
                 self._start_locked(PollingObserver(timeout=1.0))
 
+    def _root_identity(self) -> tuple[int, int] | None:
+        try:
+            st = self.root.stat()  # through a symlink: the directory actually watched
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def root_replaced(self) -> bool:
+        """The spec directory is another directory now (a symlink to it was swapped, as
+        git-sync does, or it was moved away and recreated): the watch must follow."""
+        return self._watching_root and self._root_identity() != self._root_id
+
     def _start_locked(self, observer: BaseObserver) -> None:
         parent = self.root.parent
         self._watching_root = False
+        self._root_id = self._root_identity()
         try:
             if parent.is_dir():
                 observer.schedule(_Poke(self._poke, only=self.root), str(parent), recursive=False)
             if self.root.is_dir():
-                observer.schedule(_Poke(self._poke), str(self.root), recursive=True)
+                # The directory itself, through a symlink if the root is one (inotify is
+                # not told to follow links: a symlink cycle below must not loop the walk).
+                observer.schedule(_Poke(self._poke), os.path.realpath(self.root), recursive=True)
                 self._watching_root = True
             observer.daemon = True
             observer.start()
