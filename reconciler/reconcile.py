@@ -83,6 +83,9 @@ class RunView:
     timeout_s: int | None
     grace_s: float
     stopping: str | None = None  # the stop reason once a stop was sent
+    # Monotonic start, for the controller's own runs: a run's age must not jump with the
+    # wall clock (a step forward would "time out" healthy runs). None for adopted runs.
+    started_mono: float | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,9 @@ class DaemonState:
     # A daemon that ended for good (Never, or OnFailure with success) is not restarted
     # until its process-relevant fields change.
     finished_fingerprint: str | None = None
+    # The process-relevant fields the failures were counted for: a changed daemon starts
+    # afresh, without the back-off of its previous version (as Kubernetes does).
+    failed_fingerprint: str | None = None
 
 
 # --- due times ------------------------------------------------------------------------
@@ -179,10 +185,7 @@ def collect_due(
             jump_to = now - deadline_s - 1
             first_elided = schedule.next_after(nxt, tz, anchor)
             if first_elided is not None and first_elided <= jump_to:
-                last_elided = first_elided
-                probe = schedule.next_after(jump_to - 1, tz, anchor)
-                if probe is not None and probe <= jump_to:
-                    last_elided = probe
+                last_elided = _last_at_or_before(schedule, tz, anchor, jump_to, first_elided)
                 elided = (first_elided, last_elided)
             nxt = schedule.next_after(max(jump_to, nxt), tz, anchor)
             continue
@@ -212,6 +215,26 @@ def collect_due(
         ),
         nxt,
     )
+
+
+def _last_at_or_before(
+    schedule: ScheduleLike, tz: ZoneInfo, anchor: int | None, bound: int, known: int
+) -> int:
+    """The latest due time at or before `bound` (`known` is one), without walking every
+    due time from `known`: widen a window back from `bound` until it holds one."""
+    width = 1
+    while width <= bound - known:
+        probe = schedule.next_after(bound - width, tz, anchor)
+        if probe is not None and probe <= bound:
+            last = probe
+            for _ in range(MAX_ENUMERATED_DUE):
+                after = schedule.next_after(last, tz, anchor)
+                if after is None or after > bound:
+                    break
+                last = after
+            return last
+        width *= 2
+    return known
 
 
 @dataclass(order=True)
@@ -250,10 +273,13 @@ class DueQueue:
         anchors: Mapping[str, int],
         now: int,
         only: set[str] | None = None,
+        schedules: dict[str, str] | None = None,
     ) -> None:
         """Bring the queue in line with `tasks`; cursors of new or rescheduled tasks move to now.
 
-        `only`: the names that may have changed (None: all of them).
+        `only`: the names that may have changed (None: all of them). `schedules`: the
+        schedule (text and zone) each cursor was set under, kept with the cursors: a cursor
+        left by a previous controller under another schedule is not caught up from.
         """
         names = tasks.keys() if only is None else [n for n in only if n in tasks]
         wanted = {
@@ -271,12 +297,16 @@ class DueQueue:
             key = self._schedule_key(task, anchor)
             if self._key.get(name) == key:
                 continue
-            if name in self._key or name in self._removed or name not in cursors:
+            written = f"{key[0]}|{key[1]}"
+            stale = schedules is not None and schedules.get(name, written) != written
+            if name in self._key or name in self._removed or name not in cursors or stale:
                 # New, rescheduled, or back after a removal: only future times are due
                 # (nothing was due while it did not exist). The old cursor still bars
                 # any due time handled before.
                 cursors[name] = max(cursors.get(name, now), now)
                 self._removed.discard(name)
+            if schedules is not None:
+                schedules[name] = written
             self._key[name] = key
             assert task.schedule is not None
             self._push(name, task.schedule.next_after(cursors[name], task.timezone, anchor))
@@ -370,8 +400,12 @@ def after_daemon_exit(
     failures = state.failures
     if ended_at - started_at >= BACKOFF_RESET_AFTER_S:
         failures = 0
+    if state.failed_fingerprint not in (None, fingerprint):
+        failures = 0
     delay = min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * (2**failures))
-    return DaemonState(failures=failures + 1, not_before=ended_at + delay)
+    return DaemonState(
+        failures=failures + 1, not_before=ended_at + delay, failed_fingerprint=fingerprint
+    )
 
 
 # --- the decision ---------------------------------------------------------------------
@@ -405,6 +439,7 @@ def reconcile(
     manual: Sequence[ManualRequest] = (),
     reboot: Sequence[str] = (),
     daemon_tasks: Mapping[str, TaskLike] | None = None,
+    mono: float | None = None,
 ) -> list[Action]:
     """What to do now. `tasks` are this host's tasks; `due` comes from DueQueue.pop_due.
 
@@ -421,7 +456,13 @@ def reconcile(
 
     # Runs past their timeout (the limits they were started with, not today's spec).
     for run in observed:
-        if run.timeout_s is not None and now - run.started_at >= run.timeout_s:
+        if run.timeout_s is None:
+            continue
+        if mono is not None and run.started_mono is not None:
+            age = mono - run.started_mono
+        else:
+            age = now - run.started_at
+        if age >= run.timeout_s:
             stop(run, "timeout")
 
     started: dict[str, list[RunView]] = {}
@@ -526,18 +567,13 @@ def reconcile(
         state = daemons.get(name, DaemonState())
         if state.finished_fingerprint == fp:
             continue
-        if now < state.not_before:
+        # Waiting out a back-off: only for the version that failed, and never longer than
+        # the longest back-off (the clock may have been stepped back since).
+        if (
+            state.failed_fingerprint in (None, fp)
+            and now < state.not_before <= now + BACKOFF_MAX_S
+        ):
             continue
         actions.append(StartRun(name, None, "daemon"))
     return actions
 
-
-def next_wakeup(
-    now: float,
-    observed: Sequence[RunView],
-    daemons: Mapping[str, DaemonState],
-) -> float | None:
-    """The earliest instant a timeout or a daemon restart needs attention (for idle sleeps)."""
-    times = [r.started_at + r.timeout_s for r in observed if r.timeout_s is not None and not r.stopping]
-    times += [s.not_before for s in daemons.values() if s.not_before > now]
-    return min(times) if times else None

@@ -369,3 +369,43 @@ def test_output_flood_does_not_delay_other_starts(dirs, controllers) -> None:
     assert not c.find("run.skipped", task="tick")
     assert c.find("run.exited", task="flood") == []  # still flooding while the ticks ran
     assert c.stop() == 0
+
+
+def test_control_socket_abuse_neither_stalls_nor_stops_the_loop(dirs, controllers) -> None:
+    import socket
+    import time
+
+    write_task(dirs[0], "tick", {"schedule": "* * * * * *", "command": ["true"]})
+    c = start(controllers, dirs)
+    c.wait_for("run.started", task="tick")
+    path = str(dirs[1] / "control.sock")
+    idle = []
+    for _ in range(5):  # connect and say nothing
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        idle.append(s)
+    bomb = socket.socket(socket.AF_UNIX)
+    bomb.connect(path)
+    bomb.sendall(b"[" * 5000 + b"\n")  # nesting that a naive parser recurses on
+    before = len(c.find("run.started", task="tick"))
+    time.sleep(4)
+    assert len(c.find("run.started", task="tick")) >= before + 3  # ticks went on
+    bomb.settimeout(20)
+    assert b"bad request" in bomb.recv(4096)
+    for s in (*idle, bomb):
+        s.close()
+    assert c.proc.poll() is None
+    assert not c.find("run.skipped", task="tick")
+    assert c.stop() == 0
+
+
+def test_suspension_is_logged_again_after_a_resume(dirs, controllers) -> None:
+    spec = {"schedule": "* * * * * *", "command": ["true"]}
+    write_task(dirs[0], "s", {**spec, "suspend": True})
+    c = start(controllers, dirs)
+    c.wait_for("run.skipped", task="s", reason="suspended")
+    write_task(dirs[0], "s", spec)
+    c.wait_for("run.started", task="s")
+    write_task(dirs[0], "s", {**spec, "suspend": True})
+    c.wait_for("run.skipped", task="s", reason="suspended", count=2)
+    assert c.stop() == 0

@@ -141,3 +141,29 @@ def test_dst_repeated_hour_fixed_time_runs_once(rig) -> None:
         c.tick(t, [])
     settle(c)
     assert [due_of(e) for e in events(out, "run.started")] == [first]
+
+
+def test_clock_step_forward_does_not_time_out_a_healthy_run(rig) -> None:
+    c, clock, out, spec = rig
+    write_task(spec, "long", {"schedule": "@reboot", "command": ["sleep", "30"],
+                              "timeoutSeconds": 3600, "terminationGracePeriodSeconds": 1})
+    t0 = int(clock.t)
+    c.reload(initial=True)
+    c.tick(t0, c._take_reboot())
+    assert len(events(out, "run.started")) == 1
+    clock.t = t0 + 7200  # two hours "later" by the wall clock, a moment by the run's
+    c.tick(t0 + 7200, [])
+    assert events(out, "run.stopping") == []
+    assert len(c.runs) == 1
+
+
+def test_clock_step_back_does_not_park_a_daemon_in_back_off(rig) -> None:
+    c, clock, out, spec = rig
+    write_task(spec, "crashy", {"type": "daemon", "command": ["false"]})
+    t0 = int(clock.t)
+    c.reload(initial=True)
+    c.tick(t0, [])
+    settle(c)  # exited: back-off of 1 s from its end
+    clock.t = t0 - 3600  # the wall clock steps back an hour
+    c.tick(t0 - 3600, [])
+    assert len(events(out, "run.started")) == 2, "restarted within the longest back-off"

@@ -167,3 +167,40 @@ def test_reboot_runs_once_per_start_not_per_reload(dirs, controllers) -> None:
     controllers.append(c2)
     c2.wait_for("run.exited", task="boot")
     assert c2.stop() == 0
+
+
+def test_damaged_state_files_do_not_stop_the_controller(dirs, controllers) -> None:
+    state = dirs[1]
+    state.mkdir(mode=0o700)
+    (state / "ledger.json").write_text(
+        json.dumps({"cursors": [1, 2], "daemons": {"d": {"failures": "x", "not_before": "soon"}},
+                    "anchors": {"e": "nope"}, "starting": {"tick": "x"}})
+    )
+    (state / "runs.json").write_text(json.dumps([
+        {"run_id": "r1", "task": "d", "pid": 1, "start_ticks": 1, "started_at": 0, "grace_s": "abc"},
+        {"run_id": "r2", "task": "d", "pid": 1, "start_ticks": 1, "started_at": 0, "timeout_s": "5"},
+        {"run_id": "r3", "task": "d", "pid": 1, "start_ticks": 1, "started_at": 0, "due": "x"},
+        "garbage",
+    ]))
+    write_task(dirs[0], "d", {"type": "daemon", "command": ["sleep", "1000"]})
+    write_task(dirs[0], "tick", {"schedule": "* * * * * *", "command": ["true"]})
+    c = ControllerProc(dirs[0], state)
+    controllers.append(c)
+    c.wait_for("run.started", task="d")
+    c.wait_for("run.exited", task="tick", count=2)
+    assert c.stop() == 0
+
+
+def test_reboot_runs_when_the_spec_dir_appears_after_start(tmp_path, controllers) -> None:
+    root = tmp_path / "root"
+    root.mkdir(mode=0o755)
+    link = root / "current"
+    c = ControllerProc(link, tmp_path / "state")
+    controllers.append(c)
+    c.wait_for("spec.invalid")  # not there yet
+    rev = root / "rev1"
+    rev.mkdir(mode=0o755)
+    write_task(rev, "boot", {"schedule": "@reboot", "command": ["true"]})
+    os.symlink(rev, link)
+    c.wait_for("run.exited", task="boot", timeout=20)
+    assert c.stop() == 0

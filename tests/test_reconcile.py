@@ -99,7 +99,13 @@ def test_collect_due_bounded_after_a_huge_clock_jump() -> None:
     assert due.run == T0 + year
     assert len(due.deadline) + len(due.coalesced) <= MAX_ENUMERATED_DUE + 20
     assert due.elided is not None and due.elided[0] < due.elided[1] < T0 + year - 10
+    # The summarised range ends right where the enumerated skips take over.
+    assert due.elided[1] == T0 + year - 11
     assert nxt == T0 + year + 1
+    sparse, _ = collect_due("t", Every(7), UTC, T0, T0 + year, deadline_s=10)
+    assert sparse.elided is not None
+    assert T0 + year - 11 - 7 < sparse.elided[1] <= T0 + year - 11
+    assert sparse.elided[1] % 7 == 0
 
 
 def test_due_queue_due_at_most_once_per_second_and_clock_back() -> None:
@@ -301,3 +307,20 @@ def test_due_queue_removed_then_readded_does_not_catch_up() -> None:
     got = q.pop_due(T0 + 7, tasks, cursors, {})
     assert [d.run for d in got] == [T0 + 7]
     assert got[0].coalesced == () and got[0].deadline == ()
+
+
+def test_due_queue_cursor_of_another_schedule_is_not_caught_up_from() -> None:
+    """A schedule changed while no controller ran: the old cursor bars repeats, no more."""
+    tasks = {"a": FakeTask("a", schedule=Every(1, text="secondly"))}
+    cursors = {"a": T0}
+    schedules = {"a": "hourly|UTC"}  # what the previous controller ran it under
+    q = DueQueue()
+    q.sync(tasks, cursors, {}, T0 + 5, schedules=schedules)
+    got = q.pop_due(T0 + 6, tasks, cursors, {})
+    assert [d.run for d in got] == [T0 + 6] and got[0].coalesced == ()
+    assert schedules == {"a": "secondly|UTC"}
+    # The same schedule as recorded: caught up within the deadline, as after a crash.
+    cursors2, schedules2 = {"a": T0}, {"a": "secondly|UTC"}
+    q2 = DueQueue()
+    q2.sync(tasks, cursors2, {}, T0 + 5, schedules=schedules2)
+    assert q2.pop_due(T0 + 5, tasks, cursors2, {})[0].coalesced == (T0 + 1, T0 + 2, T0 + 3, T0 + 4)

@@ -275,3 +275,25 @@ def test_spec_dir_symlink_swap_is_followed(tmp_path: Path, controllers) -> None:
     write_task(v2, "b", {"schedule": "@every 1h", "command": ["true"]})
     c.wait_for("spec.applied", where=lambda e: e["added"] == ["b"], timeout=10)
     assert c.stop() == 0
+
+
+def test_duplicate_name_error_stands_until_fixed(dirs, controllers) -> None:
+    import json
+
+    spec = dirs[0]
+    write_task(spec, "x", {"schedule": "@every 1h", "command": ["true"]}, filename="a.json")
+    c = start(controllers, dirs)
+    write_task(spec, "x", {"schedule": "@every 2h", "command": ["true"]}, filename="b.json")
+    c.wait_for("spec.invalid", timeout=10)
+
+    def errors() -> list:
+        return json.loads((dirs[1] / "status.json").read_text())["spec_errors"]
+
+    wait_until(lambda: len(errors()) == 1, 10)
+    c.signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert len(errors()) == 1 and "also defined" in errors()[0]["message"]
+    assert len(c.find("spec.invalid")) == 1
+    (spec / "b.json").unlink()
+    wait_until(lambda: errors() == [], 10)
+    assert c.stop() == 0

@@ -1,8 +1,8 @@
 """The control socket in the state directory: `reconciler run NAME` asks through it.
 
 One JSON line in, one JSON line out. The socket lives in the 0700 state directory and is
-itself 0600, so only the controller's user reaches it. The loop owns it: requests are
-read without blocking and answered after the tick that acted on them.
+itself 0600, so only the controller's user reaches it. Requests are read on a thread of
+their own and answered by the loop after the tick that acted on them.
 """
 
 from __future__ import annotations
@@ -10,14 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 MAX_REQUEST = 4096
-REQUEST_TIMEOUT_S = 2.0
+REQUEST_TIMEOUT_S = 2.0  # for a whole request: a slow client cannot hold anything up
 
 
 @dataclass
@@ -28,8 +31,15 @@ class Pending:
 
 
 class ControlServer:
-    def __init__(self, path: Path) -> None:
+    """Accepts and reads requests on its own thread; the loop only takes complete ones.
+
+    A client that connects and sends nothing, or trickles bytes, or sends garbage, costs
+    this thread at most REQUEST_TIMEOUT_S and never the loop a moment.
+    """
+
+    def __init__(self, path: Path, wake: Callable[[], None]) -> None:
         self.path = path
+        self._wake = wake
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -40,41 +50,62 @@ class ControlServer:
             os.umask(old)
         os.chmod(path, 0o600)
         self.sock.listen(16)
-        self.sock.setblocking(False)
+        self.sock.settimeout(0.5)  # so close() is noticed
+        self._ready: queue.SimpleQueue[Pending] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="reconciler-control", daemon=True)
+        self._thread.start()
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
+    def _serve(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._closed:
+                    return
+                time.sleep(0.1)  # e.g. out of descriptors: do not spin
+                continue
+            try:
+                request = self._read(conn)
+            except Exception as exc:  # anything a client sends is answered, never fatal
+                self.reply(conn, {"ok": False, "reason": f"bad request: {str(exc)[:200]}"})
+                continue
+            self._ready.put(Pending(conn=conn, request=request, received_at=time.monotonic()))
+            self._wake()
 
-    def accept(self) -> list[Pending]:
-        """Every request waiting on the socket (a client sends its line at once)."""
+    @staticmethod
+    def _read(conn: socket.socket) -> dict[str, Any]:
+        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        data = b""
+        while b"\n" not in data and len(data) < MAX_REQUEST:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ValueError("request not received in time")
+            conn.settimeout(left)
+            chunk = conn.recv(MAX_REQUEST)
+            if not chunk:
+                break
+            data += chunk
+        request = json.loads(data.split(b"\n", 1)[0] or b"null")
+        if not isinstance(request, dict):
+            raise ValueError("request must be a JSON object")
+        return request
+
+    def take(self) -> list[Pending]:
+        """Every complete request received so far (the loop's side)."""
         out: list[Pending] = []
         while True:
             try:
-                conn, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
+                out.append(self._ready.get_nowait())
+            except queue.Empty:
                 return out
-            except OSError:
-                return out
-            conn.settimeout(0.5)
-            try:
-                data = b""
-                while b"\n" not in data and len(data) < MAX_REQUEST:
-                    chunk = conn.recv(MAX_REQUEST)
-                    if not chunk:
-                        break
-                    data += chunk
-                request = json.loads(data.split(b"\n", 1)[0] or b"null")
-                if not isinstance(request, dict):
-                    raise ValueError("request must be a JSON object")
-            except (OSError, ValueError) as exc:
-                self.reply(conn, {"ok": False, "reason": f"bad request: {exc}"})
-                continue
-            out.append(Pending(conn=conn, request=request, received_at=time.monotonic()))
 
     @staticmethod
     def reply(conn: socket.socket, answer: dict[str, Any]) -> None:
         try:
-            conn.settimeout(REQUEST_TIMEOUT_S)
+            conn.settimeout(0.5)
             conn.sendall(json.dumps(answer).encode() + b"\n")
         except OSError:
             pass
@@ -82,7 +113,12 @@ class ControlServer:
             conn.close()
 
     def close(self) -> None:
-        self.sock.close()
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self._thread.join(timeout=2)
+        for pending in self.take():
+            self.reply(pending.conn, {"ok": False, "reason": "controller is stopping"})
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 

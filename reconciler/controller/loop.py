@@ -29,6 +29,7 @@ from reconciler.controller.control import ControlServer, Pending
 from reconciler.controller.records import (
     Ledger,
     Run,
+    RunRecord,
     applied_document,
     outcome_of,
     rfc3339,
@@ -63,6 +64,7 @@ from reconciler.state import (
     RUNS_FILE,
     STATUS_FILE,
     StateDir,
+    StateError,
     process_start_ticks,
 )
 from reconciler.supervisor import (
@@ -120,6 +122,7 @@ class Controller:
         self._last_rescan = time.monotonic()
         self._state_dirty: set[str] = set()
         self._history_written = 0.0
+        self._reboot: list[str] = []
         self._fallback_logged = False
         self._rpipe, self._wpipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._signals: deque[int] = deque()
@@ -162,7 +165,7 @@ class Controller:
             for task, items in history.items():
                 if isinstance(items, list):
                     self.history[str(task)] = deque(items[-HISTORY_PER_TASK:], HISTORY_PER_TASK)
-        self.control = ControlServer(self.state.path / CONTROL_SOCKET)
+        self.control = ControlServer(self.state.path / CONTROL_SOCKET, self.wake)
         self._write_controller_info()
         if self.opts.http:
             self.http = HttpServer(self.opts.http, self.metrics, self.healthy, lambda: self.ready)
@@ -201,13 +204,21 @@ class Controller:
             self.setup()
             self.reload(initial=True)
             self._adopt_previous_runs()
-            reboot = [
-                n
-                for n, t in self.tasks.items()
-                if t.type == "cron" and t.schedule is not None and t.schedule.kind == "reboot"
-            ]
-            self._loop(reboot)
+            self._loop()
             self._shutdown()
+        except StateError:
+            raise
+        except Exception as exc:
+            # A bug must not leave runs behind unsupervised: stop them, then fail loudly.
+            log_event(
+                "controller.failed",
+                f"Unexpected error, stopping all runs: {exc!r}"[:500],
+                level="error",
+                error=repr(exc)[:500],
+            )
+            with contextlib.suppress(Exception):
+                self._shutdown()
+            raise
         finally:
             self._teardown()
         return 0
@@ -224,13 +235,10 @@ class Controller:
 
     # --- the loop -------------------------------------------------------------------------
 
-    def _loop(self, reboot: list[str]) -> None:
+    def _loop(self) -> None:
         sel = selectors.DefaultSelector()
         sel.register(self._rpipe, selectors.EVENT_READ)
-        assert self.control is not None
-        sel.register(self.control.fileno(), selectors.EVENT_READ)
         next_tick = math.floor(self.clock())
-        first = True
         while not self.stopping:
             now = self.clock()
             timeout = min(next_tick - now, 1.0)
@@ -244,13 +252,11 @@ class Controller:
                 # epoll sleeps in whole milliseconds and wakes late under load: wake a
                 # little early and finish with a nanosleep, so runs start on the second.
                 timeout -= TICK_EARLY_S
-            for key, _ in sel.select(max(0.0, timeout)):
-                if key.fd == self._rpipe:
-                    with contextlib.suppress(BlockingIOError):
-                        while os.read(self._rpipe, 4096):
-                            pass
-                elif self.control is not None:
-                    self._accept_control()
+            if sel.select(max(0.0, timeout)):
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._rpipe, 4096):
+                        pass
+            self._accept_control()
             self._handle_signals()
             if self.stopping:
                 break
@@ -265,8 +271,7 @@ class Controller:
             if now >= next_tick or self.pending:
                 second = math.floor(now)
                 lag = now - second
-                self.tick(second, reboot if first else [])
-                first = False
+                self.tick(second, self._take_reboot())
                 self.last_tick_mono = time.monotonic()
                 self.metrics.tick(lag, now)
                 next_tick = second + 1
@@ -333,6 +338,15 @@ class Controller:
         changed = self._apply(result.tasks, initial or not self.ready)
         result.errors = result.errors + self._unrunnable()
         self._log_spec_errors(result.errors)
+        if not self.ready:
+            # @reboot: once per controller start, at the first load that succeeds (the spec
+            # directory may appear only after start, as with a git-sync sidecar).
+            self._reboot = [
+                n
+                for n, t in self.tasks.items()
+                if t.type == "cron" and t.schedule is not None and t.schedule.kind == "reboot"
+            ]
+            self._prune_ledger()
         self.ready = True
         self._write_status(result)
         if changed:
@@ -342,6 +356,20 @@ class Controller:
             gc.unfreeze()
             gc.collect()
             gc.freeze()
+
+    def _take_reboot(self) -> list[str]:
+        reboot, self._reboot = self._reboot, []
+        return reboot
+
+    def _prune_ledger(self) -> None:
+        """Forget what the ledger holds of tasks not in force at start: a task removed while
+        no controller ran and added back later is new, not owed its missed runs."""
+        keep = set(self.tasks)
+        ledger = self.ledger
+        for table in (ledger.cursors, ledger.schedules, ledger.anchors, ledger.daemons):
+            for name in [n for n in table if n not in keep]:
+                del table[name]
+        self._state_dirty.add(LEDGER_FILE)
 
     def _unrunnable(self) -> list[SpecError]:
         """Tasks this controller cannot run as asked: `user` needs a root controller.
@@ -411,7 +439,18 @@ class Controller:
         now = math.floor(self.clock())
         anchors = self._every_anchors(now)
         self._anchors = anchors
-        self.queue.sync(mine, self.ledger.cursors, anchors, now, only=None if initial else touched)
+        self.queue.sync(
+            mine,
+            self.ledger.cursors,
+            anchors,
+            now,
+            only=None if initial else touched,
+            schedules=self.ledger.schedules,
+        )
+        for name in touched:
+            task = mine.get(name)
+            if task is None or not task.suspend:
+                self.suspend_logged.discard(name)  # a later suspension is logged anew
         for name in removed:
             self.metrics.forget_task(name)
         # Series at 0 from the start, so the first failure is an increase, not a new series.
@@ -460,6 +499,7 @@ class Controller:
             manual,
             reboot,
             self.daemon_tasks,
+            time.monotonic(),
         )
         if due:
             # The ledger is in place before any run of these due times exists, so a crash
@@ -473,11 +513,15 @@ class Controller:
             self.state.write_json(LEDGER_FILE, self.ledger.to_json(), sync=False)
             self._state_dirty.add(LEDGER_FILE)
         self._execute(actions)
+        if any(isinstance(a, StartRun) for a in actions):
+            # Recorded at once, not at the end of the loop: a controller killed now must
+            # find these runs (no second copy of a daemon), and runs.json comes before the
+            # ledger drops `starting`: a run is never both unrecorded and forgotten.
+            self.state.write_json(RUNS_FILE, [r.record() for r in self.runs.values()], sync=False)
+            self._state_dirty.discard(RUNS_FILE)
         if self.ledger.starting:
             self.ledger.starting = {}
-            # runs.json before the ledger: a run is never both unrecorded and forgotten.
-            self.state.write_json(RUNS_FILE, [r.record() for r in self.runs.values()], sync=False)
-            self._state_dirty.update({LEDGER_FILE, RUNS_FILE})
+            self._state_dirty.add(LEDGER_FILE)
 
     def _execute(self, actions: list[Action]) -> None:
         answers: dict[str, dict[str, Any]] = {}
@@ -537,8 +581,6 @@ class Controller:
         task = self.tasks[action.task]
         now = self.clock()
         run_id = self._new_run_id(task.name, action.due if action.due is not None else now)
-        if task.suspend:
-            self.suspend_logged.discard(task.name)
         env = dict(os.environ)
         env.update(task.env)
         spec = RunSpec(
@@ -552,6 +594,7 @@ class Controller:
         due_text = rfc3339(action.due, task.timezone) if action.due is not None else None
         try:
             handle = self.supervisor.start(spec)
+            started_mono = time.monotonic()
         except SpawnError as exc:
             log_event(
                 "run.exited",
@@ -592,6 +635,7 @@ class Controller:
             fingerprint=task.process_fingerprint(),
             timeout_s=task.timeout_seconds,
             grace_s=float(task.termination_grace_period_seconds),
+            started_mono=started_mono,
         )
         self.runs[run_id] = Run(view=view, handle=handle, trigger=action.trigger, due=action.due)
         fields: dict[str, Any] = {
@@ -720,8 +764,9 @@ class Controller:
     # --- control requests ---------------------------------------------------------------
 
     def _accept_control(self) -> None:
-        assert self.control is not None
-        for pending in self.control.accept():
+        if self.control is None:
+            return
+        for pending in self.control.take():
             op = pending.request.get("op")
             if op == "run" and isinstance(pending.request.get("task"), str):
                 req = ManualRequest(request_id=secrets.token_hex(4), task=pending.request["task"])
@@ -737,65 +782,59 @@ class Controller:
     # --- previous controller's runs -----------------------------------------------------------
 
     def _adopt_previous_runs(self) -> None:
-        records = self.state.read_json(RUNS_FILE)
-        if not isinstance(records, list):
-            records = []
+        raw = self.state.read_json(RUNS_FILE)
+        records = [r for r in map(RunRecord.parse, raw if isinstance(raw, list) else []) if r]
         for rec in records:
-            try:
-                run_id = str(rec["run_id"])
-                task = str(rec["task"])
-                pid = int(rec["pid"])
-                ticks = rec.get("start_ticks")
-                started_at = float(rec["started_at"])
-            except (KeyError, TypeError, ValueError):
-                continue
             handle = None
-            if isinstance(ticks, int):
-                handle = self.supervisor.adopt(run_id, task, pid, ticks, started_at)
+            if rec.start_ticks is not None and rec.run_id not in self.runs:
+                try:
+                    handle = self.supervisor.adopt(
+                        rec.run_id, rec.task, rec.pid, rec.start_ticks, rec.started_at
+                    )
+                except ValueError:
+                    continue  # the same run twice in a damaged file
             if handle is None:
                 log_event(
                     "run.exited",
-                    f"{task} (pid {pid}) ended while no controller watched it.",
+                    f"{rec.task} (pid {rec.pid}) ended while no controller watched it.",
                     level="warning",
-                    task=task,
-                    run_id=run_id,
-                    pid=pid,
+                    task=rec.task,
+                    run_id=rec.run_id,
+                    pid=rec.pid,
                     exit_code=None,
                     signal=None,
                     duration_s=None,
                     outcome="unknown",
                 )
-                self._remember(task, run_id, rec.get("due"), str(rec.get("trigger", "schedule")),
-                               started_at, self.clock(), None, None, "unknown", None)
+                self._remember(rec.task, rec.run_id, rec.due, rec.trigger, rec.started_at,
+                               self.clock(), None, None, "unknown", None)
                 continue
             view = RunView(
-                run_id=run_id,
-                task=task,
-                kind="daemon" if rec.get("kind") == "daemon" else "cron",
-                pid=pid,
-                started_at=started_at,
-                due=rec.get("due"),
-                fingerprint=str(rec.get("fingerprint", "")),
-                timeout_s=rec.get("timeout_s"),
-                grace_s=float(rec.get("grace_s", 30)),
+                run_id=rec.run_id,
+                task=rec.task,
+                kind="daemon" if rec.kind == "daemon" else "cron",
+                pid=rec.pid,
+                started_at=rec.started_at,
+                due=rec.due,
+                fingerprint=rec.fingerprint,
+                timeout_s=rec.timeout_s,
+                grace_s=rec.grace_s,
             )
-            self.runs[run_id] = Run(view=view, handle=handle, trigger=str(rec.get("trigger", "schedule")), due=view.due)
+            self.runs[rec.run_id] = Run(view=view, handle=handle, trigger=rec.trigger, due=rec.due)
             log_event(
                 "run.adopted",
-                f"Found {task} (pid {pid}) still running from the previous controller.",
-                task=task,
-                run_id=run_id,
-                pid=pid,
+                f"Found {rec.task} (pid {rec.pid}) still running from the previous controller.",
+                task=rec.task,
+                run_id=rec.run_id,
+                pid=rec.pid,
             )
         self._state_dirty.add(RUNS_FILE)
         self._running_changed()
         self._report_interrupted_starts(records)
 
-    def _report_interrupted_starts(self, records: list[Any]) -> None:
+    def _report_interrupted_starts(self, records: list[RunRecord]) -> None:
         """Due runs the previous controller was starting when it died, with no run recorded."""
-        recorded = {
-            (r.get("task"), r.get("due")) for r in records if isinstance(r, dict)
-        }
+        recorded = {(r.task, r.due) for r in records}
         for task, due in sorted(self.ledger.starting.items()):
             if (task, due) in recorded:
                 continue

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from reconciler.fleet import hashed_document
 from reconciler.reconcile import DaemonState, RunView
@@ -34,8 +33,10 @@ class Run:
 
     def record(self) -> dict[str, Any]:
         h = self.handle
+        view = asdict(self.view)
+        view.pop("started_mono", None)  # meaningless to another process
         return {
-            **asdict(self.view),
+            **view,
             "trigger": self.trigger,
             "pgid": h.pgid if h else None,
             "start_ticks": h.start_ticks if h else None,
@@ -50,6 +51,9 @@ class Ledger:
     # Due runs being started right now: if the controller dies before they are recorded
     # as runs, its successor logs them as skipped ("interrupted") instead of losing them.
     starting: dict[str, int] = field(default_factory=dict)
+    # The schedule (text and zone) each cursor was set under: a cursor of another
+    # schedule (changed while no controller ran) is not caught up from.
+    schedules: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,32 +61,112 @@ class Ledger:
             "anchors": self.anchors,
             "daemons": {k: asdict(v) for k, v in self.daemons.items()},
             "starting": self.starting,
+            "schedules": self.schedules,
         }
 
     @classmethod
     def from_json(cls, data: Any) -> Ledger:
+        """Whatever of a ledger file is well-formed; a damaged entry is dropped, not fatal."""
         if not isinstance(data, dict):
             return cls()
-        cursors = {
-            str(k): int(v)
-            for k, v in (data.get("cursors") or {}).items()
-            if isinstance(v, int)
+        ledger = cls()
+        ledger.cursors = _int_map(data.get("cursors"))
+        ledger.starting = _int_map(data.get("starting"))
+        ledger.schedules = {
+            str(k): v for k, v in _map(data.get("schedules")).items() if isinstance(v, str)
         }
-        anchors = {
-            str(k): v
-            for k, v in (data.get("anchors") or {}).items()
-            if isinstance(v, dict) and isinstance(v.get("at"), int)
-        }
-        daemons: dict[str, DaemonState] = {}
-        for k, v in (data.get("daemons") or {}).items():
-            with contextlib.suppress(TypeError, ValueError):
-                daemons[str(k)] = DaemonState(**v)
-        starting = {
-            str(k): int(v)
-            for k, v in (data.get("starting") or {}).items()
-            if isinstance(v, int)
-        }
-        return cls(cursors=cursors, anchors=anchors, daemons=daemons, starting=starting)
+        for name, value in _map(data.get("anchors")).items():
+            if (
+                isinstance(value, dict)
+                and _is_int(value.get("at"))
+                and isinstance(value.get("schedule"), str)
+            ):
+                ledger.anchors[str(name)] = {"schedule": value["schedule"], "at": value["at"]}
+        for name, value in _map(data.get("daemons")).items():
+            if not isinstance(value, dict):
+                continue
+            failures, not_before = value.get("failures"), value.get("not_before")
+            finished = value.get("finished_fingerprint")
+            failed = value.get("failed_fingerprint")
+            if (
+                _is_int(failures)
+                and _is_number(not_before)
+                and isinstance(finished, str | None)
+                and isinstance(failed, str | None)
+            ):
+                ledger.daemons[str(name)] = DaemonState(
+                    failures=failures,
+                    not_before=float(not_before),
+                    finished_fingerprint=finished,
+                    failed_fingerprint=failed,
+                )
+        return ledger
+
+
+def _map(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _int_map(value: Any) -> dict[str, int]:
+    return {str(k): v for k, v in _map(value).items() if _is_int(v)}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One line of runs.json, checked: a hand-edited or damaged record is skipped."""
+
+    run_id: str
+    task: str
+    kind: str
+    pid: int
+    start_ticks: int | None
+    started_at: float
+    due: int | None
+    fingerprint: str
+    timeout_s: int | None
+    grace_s: float
+    trigger: str
+
+    @classmethod
+    def parse(cls, rec: Any) -> RunRecord | None:
+        if not isinstance(rec, dict):
+            return None
+        run_id, task, pid = rec.get("run_id"), rec.get("task"), rec.get("pid")
+        ticks, started_at, due = rec.get("start_ticks"), rec.get("started_at"), rec.get("due")
+        timeout_s, grace_s = rec.get("timeout_s"), rec.get("grace_s", 30.0)
+        if not (isinstance(run_id, str) and isinstance(task, str)):
+            return None
+        if not (isinstance(pid, int) and not isinstance(pid, bool) and pid > 0):
+            return None
+        if not (_is_number(started_at) and _is_number(grace_s) and grace_s >= 0):
+            return None
+        if ticks is not None and not _is_int(ticks):
+            return None
+        if due is not None and not _is_int(due):
+            return None
+        if timeout_s is not None and not (_is_int(timeout_s) and timeout_s > 0):
+            return None
+        return cls(
+            run_id=run_id,
+            task=task,
+            kind="daemon" if rec.get("kind") == "daemon" else "cron",
+            pid=pid,
+            start_ticks=ticks,
+            started_at=float(started_at),
+            due=due,
+            fingerprint=str(rec.get("fingerprint", "")),
+            timeout_s=timeout_s,
+            grace_s=float(grace_s),
+            trigger=str(rec.get("trigger", "schedule")),
+        )
 
 
 def outcome_of(

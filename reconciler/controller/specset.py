@@ -41,6 +41,7 @@ class SpecSet:
         self._parsed: dict[str, tuple[Signature | None, FileLoad]] = {}
         self._good: dict[str, FileLoad] = {}
         self._errors: dict[str, list[SpecError]] = {}
+        self._had_conflicts = False  # duplicate names stand as errors until resolved
         self.tasks: dict[str, Task] = {}
 
     @property
@@ -87,8 +88,10 @@ class SpecSet:
             if key not in good and key in self._good:
                 good[key] = self._good[key]
 
-        if changed or errors or set(good) != set(self._good):
+        if changed or errors or self._had_conflicts or set(good) != set(self._good):
+            before = sum(len(v) for v in errors.values())
             good = self._resolve_duplicates(good, errors)
+            self._had_conflicts = sum(len(v) for v in errors.values()) > before
         else:
             good = self._good  # nothing new: the resolution of last time stands
         if good is not self._good or not self.tasks:
