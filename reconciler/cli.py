@@ -51,8 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["apply"]:
+        # Before the imports below: a controller told to stop while still starting
+        # stops cleanly (exit 0) instead of dying of the signal.
+        from reconciler.commands.apply import catch_early_signals
+
+        catch_early_signals()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -409,3 +409,26 @@ def test_suspension_is_logged_again_after_a_resume(dirs, controllers) -> None:
     write_task(dirs[0], "s", {**spec, "suspend": True})
     c.wait_for("run.skipped", task="s", reason="suspended", count=2)
     assert c.stop() == 0
+
+
+def test_sigterm_while_starting_is_a_clean_stop(dirs, controllers) -> None:
+    import time
+
+    write_task(dirs[0], "boot", {"schedule": "@reboot", "command": ["true"]})
+    c = ControllerProc(dirs[0], dirs[1])
+    controllers.append(c)
+
+    def catches_sigterm() -> bool:
+        try:
+            status = Path(f"/proc/{c.pid}/status").read_text()
+        except OSError:
+            return False
+        caught = int(status.split("SigCgt:")[1].split()[0], 16)
+        return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+    deadline = time.monotonic() + 20
+    while not catches_sigterm() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    c.signal(signal.SIGTERM)  # as early as the process can know of it
+    assert c.proc.wait(30) == 0
+    assert not c.find("run.started")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -28,7 +29,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run, _parser=p)
 
 
+_EARLY_SIGNALS: list[int] = []
+
+
+def catch_early_signals() -> None:
+    """From the first moment: a SIGTERM while still starting (imports, identity lookup,
+    the first load) means a clean stop right after start, not death by the default action.
+    The controller takes these over when it installs its own handlers."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2):
+        signal.signal(signum, lambda n, _f: _EARLY_SIGNALS.append(n))
+
+
 def run(args: argparse.Namespace) -> int:
+    catch_early_signals()
     parser: argparse.ArgumentParser = args._parser
     if args.http:
         try:
@@ -59,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         host=identity.describe(),
     )
     try:
-        return Controller(opts).run()
+        return Controller(opts, early_signals=_EARLY_SIGNALS).run()
     except StateError as exc:
         log_event("controller.failed", str(exc), level="error", error=str(exc))
         print(f"reconciler: {exc}", file=sys.stderr)

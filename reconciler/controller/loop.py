@@ -94,7 +94,12 @@ class Options:
 
 
 class Controller:
-    def __init__(self, opts: Options, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        opts: Options,
+        clock: Callable[[], float] = time.time,
+        early_signals: list[int] | None = None,
+    ) -> None:
         self.opts = opts
         self.clock = clock
         self.state = opts.state
@@ -125,7 +130,8 @@ class Controller:
         self._reboot: list[str] = []
         self._fallback_logged = False
         self._rpipe, self._wpipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._signals: deque[int] = deque()
+        # Signals that arrived while the process was still starting (see commands.apply).
+        self._signals: deque[int] = deque(early_signals or ())
         self.supervisor = Supervisor(on_output=self._on_output, wake=self.wake)
         self.watcher = SpecWatcher(opts.spec_dir, opts.watch, self._on_fs_event)
         self.control: ControlServer | None = None
@@ -671,7 +677,7 @@ class Controller:
     def _handle_exits(self, exits: list[Exited]) -> None:
         for ex in exits:
             run = self.runs.pop(ex.run_id, None)
-            reason = ex.stop_reason or (run.view.stopping if run else None)
+            reason = ex.stop_reason  # None when it ended on its own, even if a stop raced it
             adopted = run is not None and run.handle is not None and run.handle.adopted
             outcome = outcome_of(reason, ex.exit_code, ex.signal, adopted)
             duration = max(0.0, ex.ended_at - ex.started_at)
