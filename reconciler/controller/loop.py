@@ -319,6 +319,11 @@ class Controller:
 
     def reload(self, initial: bool = False) -> None:
         was_watching = self.watcher.watching_root
+        if self.opts.spec_dir.is_dir() and (not was_watching or self.watcher.root_replaced()):
+            # Watch first, read second: a file written between the two is then seen by
+            # the read or raises an event, never neither.
+            self.watcher.start()
+            self._log_watch_fallback()
         result: Refresh = self.specs.refresh()
         if result.dir_error is not None:
             if self.dir_error_logged != result.dir_error:
@@ -337,10 +342,7 @@ class Controller:
                 self._log_watch_fallback()
             self._write_status(result)
             return
-        if self.dir_error_logged is not None or not was_watching or self.watcher.root_replaced():
-            self.dir_error_logged = None
-            self.watcher.start()
-            self._log_watch_fallback()
+        self.dir_error_logged = None
         changed = self._apply(result.tasks, initial or not self.ready)
         result.errors = result.errors + self._unrunnable()
         self._log_spec_errors(result.errors)
