@@ -369,11 +369,6 @@ class DueQueue:
         return out
 
 
-def every_anchor(previous: int | None, now: int) -> int:
-    """`@every` runs at A+D, A+2D... where A is when the task was first applied."""
-    return previous if previous is not None else now
-
-
 # --- daemons --------------------------------------------------------------------------
 
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Re-exported: the commands that verify a controller's pid read start times from here.
+from reconciler.supervisor.procinfo import process_start_ticks as process_start_ticks
+
 LOCK_FILE = "controller.lock"
 CONTROLLER_FILE = "controller.json"
 LEDGER_FILE = "ledger.json"
@@ -43,21 +46,6 @@ def default_state_dir(environ: dict[str, str] | None = None) -> Path:
         env.get("HOME") or os.path.expanduser("~"), ".local", "state"
     )
     return Path(base) / "reconciler"
-
-
-def process_start_ticks(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    # The command name may contain spaces and parentheses: parse after the last ')'.
-    rest = data[data.rfind(b")") + 2 :].split()
-    try:
-        return int(rest[19])
-    except (IndexError, ValueError):
-        return None
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,6 @@ from reconciler.reconcile import (
     StartRun,
     StopRun,
     after_daemon_exit,
-    every_anchor,
     reconcile,
 )
 from reconciler.spec import SpecError, Task
@@ -485,7 +484,7 @@ class Controller:
                 continue
             prev = self.ledger.anchors.get(name)
             if prev is None or prev.get("schedule") != task.schedule_text:
-                prev = {"schedule": task.schedule_text, "at": every_anchor(None, now)}
+                prev = {"schedule": task.schedule_text, "at": now}  # first applied now
                 self.ledger.anchors[name] = prev
                 self._state_dirty.add(LEDGER_FILE)
             anchors[name] = int(prev["at"])
@@ -645,7 +644,7 @@ class Controller:
             grace_s=float(task.termination_grace_period_seconds),
             started_mono=started_mono,
         )
-        self.runs[run_id] = Run(view=view, handle=handle, trigger=action.trigger, due=action.due)
+        self.runs[run_id] = Run(view=view, handle=handle, trigger=action.trigger)
         fields: dict[str, Any] = {
             "task": task.name,
             "run_id": run_id,
@@ -686,7 +685,7 @@ class Controller:
             level = "info" if outcome in ("succeeded", "stopped") else "warning"
             task = self.tasks.get(ex.task)
             tz = task.timezone if task is not None else UTC
-            due = run.due if run is not None else None
+            due = run.view.due if run is not None else None
             how = f"exit code {ex.exit_code}" if ex.exit_code is not None else (ex.signal or "unknown status")
             log_event(
                 "run.exited",
@@ -817,18 +816,7 @@ class Controller:
                 self._remember(rec.task, rec.run_id, rec.due, rec.trigger, rec.started_at,
                                self.clock(), None, None, "unknown", None)
                 continue
-            view = RunView(
-                run_id=rec.run_id,
-                task=rec.task,
-                kind="daemon" if rec.kind == "daemon" else "cron",
-                pid=rec.pid,
-                started_at=rec.started_at,
-                due=rec.due,
-                fingerprint=rec.fingerprint,
-                timeout_s=rec.timeout_s,
-                grace_s=rec.grace_s,
-            )
-            self.runs[rec.run_id] = Run(view=view, handle=handle, trigger=rec.trigger, due=rec.due)
+            self.runs[rec.run_id] = Run(view=rec.view(), handle=handle, trigger=rec.trigger)
             log_event(
                 "run.adopted",
                 f"Found {rec.task} (pid {rec.pid}) still running from the previous controller.",

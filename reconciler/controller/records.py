@@ -29,7 +29,6 @@ class Run:
     view: RunView
     handle: RunHandle | None
     trigger: str
-    due: int | None
 
     def record(self) -> dict[str, Any]:
         h = self.handle
@@ -166,6 +165,20 @@ class RunRecord:
             timeout_s=timeout_s,
             grace_s=float(grace_s),
             trigger=str(rec.get("trigger", "schedule")),
+        )
+
+    def view(self) -> RunView:
+        """As observed state, for a run this controller adopts."""
+        return RunView(
+            run_id=self.run_id,
+            task=self.task,
+            kind="daemon" if self.kind == "daemon" else "cron",
+            pid=self.pid,
+            started_at=self.started_at,
+            due=self.due,
+            fingerprint=self.fingerprint,
+            timeout_s=self.timeout_s,
+            grace_s=self.grace_s,
         )
 
 
