@@ -603,34 +603,13 @@ class Controller:
             handle = self.supervisor.start(spec)
             started_mono = time.monotonic()
         except SpawnError as exc:
-            log_event(
-                "run.exited",
-                f"Could not start {task.name}: {exc}",
-                level="error",
-                task=task.name,
-                run_id=run_id,
-                pid=None,
-                exit_code=None,
-                signal=None,
-                duration_s=0.0,
-                outcome="failed",
-                error=str(exc),
-                due=due_text,
+            self._finished(
+                task=task.name, run_id=run_id, pid=None,
+                kind="daemon" if task.type == "daemon" else "cron",
+                fingerprint=task.process_fingerprint(), due=action.due, trigger=action.trigger,
+                started_at=now, ended_at=now, exit_code=None, sig=None, stop_reason=None,
+                adopted=False, error=str(exc),
             )
-            self.metrics.run_finished(task.name, "failed", 0.0, now)
-            self._remember(task.name, run_id, action.due, action.trigger, now, now, None, None, "failed", str(exc))
-            if task.type == "daemon":
-                self.ledger.daemons[task.name] = after_daemon_exit(
-                    self.ledger.daemons.get(task.name, DaemonState()),
-                    restart_policy=task.restart_policy,
-                    fingerprint=task.process_fingerprint(),
-                    exit_code=None,
-                    signal=None,
-                    started_at=now,
-                    ended_at=now,
-                    stop_reason=None,
-                )
-                self._state_dirty.add(LEDGER_FILE)
             return {"ok": False, "reason": str(exc), "run_id": run_id}
         view = RunView(
             run_id=run_id,
@@ -678,60 +657,92 @@ class Controller:
     def _handle_exits(self, exits: list[Exited]) -> None:
         for ex in exits:
             run = self.runs.pop(ex.run_id, None)
-            reason = ex.stop_reason  # None when it ended on its own, even if a stop raced it
-            adopted = run is not None and run.handle is not None and run.handle.adopted
-            outcome = outcome_of(reason, ex.exit_code, ex.signal, adopted)
-            duration = max(0.0, ex.ended_at - ex.started_at)
-            level = "info" if outcome in ("succeeded", "stopped") else "warning"
-            task = self.tasks.get(ex.task)
-            tz = task.timezone if task is not None else UTC
-            due = run.view.due if run is not None else None
-            how = f"exit code {ex.exit_code}" if ex.exit_code is not None else (ex.signal or "unknown status")
-            log_event(
-                "run.exited",
-                f"{ex.task} (pid {ex.pid}) exited: {outcome}, {how}, after {duration:.3f}s.",
-                level=level,
-                task=ex.task,
-                run_id=ex.run_id,
-                pid=ex.pid,
-                exit_code=ex.exit_code,
-                signal=ex.signal,
-                duration_s=round(duration, 3),
-                outcome=outcome,
-                due=rfc3339(due, tz) if due is not None else None,
+            self._finished(
+                task=ex.task, run_id=ex.run_id, pid=ex.pid,
+                kind=run.view.kind if run is not None else "cron",
+                fingerprint=run.view.fingerprint if run is not None else "",
+                due=run.view.due if run is not None else None,
+                trigger=run.trigger if run is not None else "schedule",
+                started_at=ex.started_at, ended_at=ex.ended_at, exit_code=ex.exit_code,
+                # None when it ended on its own, even if a stop raced it.
+                sig=ex.signal, stop_reason=ex.stop_reason,
+                adopted=run is not None and run.handle is not None and run.handle.adopted,
             )
-            self.metrics.run_finished(ex.task, outcome, duration, ex.ended_at)
-            self._remember(
-                ex.task, ex.run_id, due, run.trigger if run else "schedule",
-                ex.started_at, ex.ended_at, ex.exit_code, ex.signal, outcome, None,
-            )
-            if run is not None and run.view.kind == "daemon":
-                current = self.tasks.get(ex.task)
-                self.ledger.daemons[ex.task] = after_daemon_exit(
-                    self.ledger.daemons.get(ex.task, DaemonState()),
-                    restart_policy=current.restart_policy if current else "Always",
-                    fingerprint=run.view.fingerprint,
-                    exit_code=ex.exit_code,
-                    signal=ex.signal,
-                    started_at=ex.started_at,
-                    ended_at=ex.ended_at,
-                    stop_reason=reason,
-                )
-                state = self.ledger.daemons[ex.task]
-                if reason is None and state.not_before > ex.ended_at:
-                    self.metrics.daemon_restart(ex.task)
-                    log_event(
-                        "daemon.backoff",
-                        f"Daemon {ex.task} will be restarted in {state.not_before - ex.ended_at:.0f}s.",
-                        level="warning",
-                        task=ex.task,
-                        restart_in_s=round(state.not_before - ex.ended_at, 3),
-                        failures=state.failures,
-                    )
-                self._state_dirty.add(LEDGER_FILE)
-            self._state_dirty.update({RUNS_FILE, HISTORY_FILE})
+            self._state_dirty.add(RUNS_FILE)
         if exits:
             self._running_changed()
+
+    def _finished(
+        self,
+        *,
+        task: str,
+        run_id: str,
+        pid: int | None,
+        kind: str,
+        fingerprint: str,
+        due: int | None,
+        trigger: str,
+        started_at: float,
+        ended_at: float,
+        exit_code: int | None,
+        sig: str | None,
+        stop_reason: str | None,
+        adopted: bool,
+        error: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        """The end of a run, whether it exited or could not start: log, count, remember,
+        and for a daemon, work out when it may start again."""
+        outcome = outcome_of(stop_reason, exit_code, sig, adopted)
+        duration = max(0.0, ended_at - started_at)
+        current = self.tasks.get(task)
+        tz = current.timezone if current is not None else UTC
+        fields: dict[str, Any] = {
+            "task": task,
+            "run_id": run_id,
+            "pid": pid,
+            "exit_code": exit_code,
+            "signal": sig,
+            "duration_s": round(duration, 3),
+            "outcome": outcome,
+            "due": rfc3339(due, tz) if due is not None else None,
+        }
+        if error is not None:
+            fields["error"] = error
+            message = f"Could not start {task}: {error}"
+            level = "error"
+        else:
+            how = f"exit code {exit_code}" if exit_code is not None else (sig or "unknown status")
+            message = f"{task} (pid {pid}) exited: {outcome}, {how}, after {duration:.3f}s."
+            level = "info" if outcome in ("succeeded", "stopped") else "warning"
+        log_event("run.exited", note or message, level=level, **fields)
+        self.metrics.run_finished(task, outcome, duration, ended_at)
+        self._remember(task, run_id, due, trigger, started_at, ended_at, exit_code, sig,
+                       outcome, error)
+        if kind != "daemon":
+            return
+        state = after_daemon_exit(
+            self.ledger.daemons.get(task, DaemonState()),
+            restart_policy=current.restart_policy if current is not None else "Always",
+            fingerprint=fingerprint,
+            exit_code=exit_code,
+            signal=sig,
+            started_at=started_at,
+            ended_at=ended_at,
+            stop_reason=stop_reason,
+        )
+        self.ledger.daemons[task] = state
+        self._state_dirty.add(LEDGER_FILE)
+        if stop_reason is None and state.not_before > ended_at:
+            self.metrics.daemon_restart(task)
+            log_event(
+                "daemon.backoff",
+                f"Daemon {task} will be restarted in {state.not_before - ended_at:.0f}s.",
+                level="warning",
+                task=task,
+                restart_in_s=round(state.not_before - ended_at, 3),
+                failures=state.failures,
+            )
 
     def _running_changed(self) -> None:
         counts: dict[str, int] = {}
@@ -801,20 +812,13 @@ class Controller:
                 except ValueError:
                     continue  # the same run twice in a damaged file
             if handle is None:
-                log_event(
-                    "run.exited",
-                    f"{rec.task} (pid {rec.pid}) ended while no controller watched it.",
-                    level="warning",
-                    task=rec.task,
-                    run_id=rec.run_id,
-                    pid=rec.pid,
-                    exit_code=None,
-                    signal=None,
-                    duration_s=None,
-                    outcome="unknown",
+                self._finished(
+                    task=rec.task, run_id=rec.run_id, pid=rec.pid, kind=rec.kind,
+                    fingerprint=rec.fingerprint, due=rec.due, trigger=rec.trigger,
+                    started_at=rec.started_at, ended_at=self.clock(), exit_code=None,
+                    sig=None, stop_reason=None, adopted=True,
+                    note=f"{rec.task} (pid {rec.pid}) ended while no controller watched it.",
                 )
-                self._remember(rec.task, rec.run_id, rec.due, rec.trigger, rec.started_at,
-                               self.clock(), None, None, "unknown", None)
                 continue
             self.runs[rec.run_id] = Run(view=rec.view(), handle=handle, trigger=rec.trigger)
             log_event(
