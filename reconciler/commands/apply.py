@@ -62,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
         identity=identity,
         watch=args.watch,
         http=args.http,
-        log_format=args.log_format,
     )
     log_event(
         "controller.starting",

@@ -27,7 +27,6 @@ REQUEST_TIMEOUT_S = 2.0  # for a whole request: a slow client cannot hold anythi
 class Pending:
     conn: socket.socket
     request: dict[str, Any]
-    received_at: float
 
 
 class ControlServer:
@@ -72,7 +71,7 @@ class ControlServer:
             except Exception as exc:  # anything a client sends is answered, never fatal
                 self.reply(conn, {"ok": False, "reason": f"bad request: {str(exc)[:200]}"})
                 continue
-            self._ready.put(Pending(conn=conn, request=request, received_at=time.monotonic()))
+            self._ready.put(Pending(conn=conn, request=request))
             self._wake()
 
     @staticmethod

@@ -89,7 +89,6 @@ class Options:
     identity: HostIdentity
     watch: str = "inotify"
     http: str | None = None
-    log_format: str = "json"
 
 
 class Controller:

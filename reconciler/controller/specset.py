@@ -9,7 +9,7 @@ again, so an edit among 10,000 tasks costs one file's parse.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.spec import FileLoad, SpecError, Task, load_file
@@ -32,7 +32,6 @@ class Refresh:
     tasks: dict[str, Task]
     errors: list[SpecError]
     dir_error: str | None = None
-    changed_files: list[str] = field(default_factory=list)
 
 
 class SpecSet:
@@ -103,7 +102,7 @@ class SpecSet:
         self._good = good
         self._errors = errors
         tasks = self.tasks
-        return Refresh(tasks=tasks, errors=self.errors, changed_files=changed)
+        return Refresh(tasks=tasks, errors=self.errors)
 
     def _resolve_duplicates(
         self, good: dict[str, FileLoad], errors: dict[str, list[SpecError]]
