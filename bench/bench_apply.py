@@ -25,7 +25,15 @@ from datetime import datetime
 from pathlib import Path
 
 
-def write_tasks(spec: Path, n: int, schedule: str, command: list[str], per_file: int = 10) -> None:
+def never_due() -> str:
+    """Due once a year, on a date months away: loaded and scheduled, never due here."""
+    month = (datetime.now().month + 5) % 12 + 1
+    return f"0 0 0 1 {month} *"
+
+
+def write_tasks(
+    spec: Path, n: int, schedule: str, command: list[str], per_file: int = 10, prefix: str = "t"
+) -> None:
     for f in range(0, n, per_file):
         docs = []
         for i in range(f, min(n, f + per_file)):
@@ -34,7 +42,7 @@ def write_tasks(spec: Path, n: int, schedule: str, command: list[str], per_file:
                     {
                         "apiVersion": "reconciler/v1",
                         "kind": "Task",
-                        "metadata": {"name": f"t{i:05d}"},
+                        "metadata": {"name": f"{prefix}{i:05d}"},
                         "spec": {"schedule": schedule, "command": command},
                     }
                 )
@@ -55,11 +63,14 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def latency(n: int, rounds: int) -> None:
+def latency(n: int, rounds: int, idle: int = 0) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spec, state = Path(tmp, "specs"), Path(tmp, "state")
         spec.mkdir()
         write_tasks(spec, n, "*/5 * * * * *", ["date", "+%s.%N"])
+        if idle:
+            (spec / "idle").mkdir()
+            write_tasks(spec / "idle", idle, never_due(), ["true"], prefix="idle")
         proc = start_controller(spec, state)
         due: dict[str, float] = {}
         ran: dict[str, float] = {}
@@ -86,8 +97,9 @@ def latency(n: int, rounds: int) -> None:
         if not lat:
             print(f"{n:>5} tasks: no runs measured")
             return
+        among = f" among {n + idle}" if idle else ""
         print(
-            f"{n:>5} tasks due at once: {len(lat)} runs, due-to-exec latency "
+            f"{n:>5} tasks due at once{among}: {len(lat)} runs, due-to-exec latency "
             f"p50 {statistics.median(lat):.1f} ms, p99 {pct(lat, 99):.1f} ms, max {max(lat):.1f} ms"
         )
 
@@ -110,9 +122,7 @@ def idle(n: int, seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spec, state = Path(tmp, "specs"), Path(tmp, "state")
         spec.mkdir()
-        # Due once a year, on a date months away: loaded and scheduled, never due.
-        month = (datetime.now().month + 5) % 12 + 1
-        write_tasks(spec, n, f"0 0 0 1 {month} *", ["true"])
+        write_tasks(spec, n, never_due(), ["true"])
         t0 = time.monotonic()
         proc = start_controller(spec, state)
         ready = threading.Event()
@@ -147,11 +157,12 @@ def main() -> None:
     ap.add_argument("what", choices=["latency", "idle"])
     ap.add_argument("--tasks", type=int, nargs="+")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--idle", type=int, default=0, help="latency: also load this many never-due tasks")
     ap.add_argument("--seconds", type=float, default=60)
     args = ap.parse_args()
     if args.what == "latency":
         for n in args.tasks or [1, 100, 1000]:
-            latency(n, args.rounds)
+            latency(n, args.rounds, args.idle)
     else:
         for n in args.tasks or [10000]:
             idle(n, args.seconds)

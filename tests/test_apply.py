@@ -432,3 +432,20 @@ def test_sigterm_while_starting_is_a_clean_stop(dirs, controllers) -> None:
     c.signal(signal.SIGTERM)  # as early as the process can know of it
     assert c.proc.wait(30) == 0
     assert not c.find("run.started")
+
+
+def test_a_runs_output_never_comes_before_its_start(dirs, controllers) -> None:
+    """Thirty runs due the same second print at once: every run.output line follows its
+    run's run.started line (output waits in the pipe until the start is logged)."""
+    for i in range(30):
+        write_task(dirs[0], f"say{i:02d}", {"schedule": "* * * * * *", "command": ["echo", "hi"]})
+    c = start(controllers, dirs)
+    c.wait_for("run.output", count=90)
+    assert c.stop() == 0
+    started: set[str] = set()
+    for e in list(c.events):
+        if e.get("event") == "run.started":
+            started.add(e["run_id"])
+        elif e.get("event") == "run.output":
+            assert e["run_id"] in started, f"output of {e['run_id']} came before its start"
+    assert len(started) >= 90

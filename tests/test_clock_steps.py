@@ -19,6 +19,7 @@ import pytest
 from controller_harness import write_task
 
 from reconciler.controller import Controller, Options
+from reconciler.controller.records import Ledger
 from reconciler.hosts import HostIdentity
 from reconciler.obs import setup_logging
 from reconciler.state import StateDir
@@ -106,9 +107,11 @@ def test_clock_steps_back_then_forward(rig) -> None:
     assert all(skips[s] == "deadline" for s in range(t0 + 2, t0 + 21))
     assert all(skips[s] == "coalesced" for s in range(t0 + 21, t0 + 31))
 
-    # The ledger on disk knows the last handled second, for the next controller.
-    ledger = json.loads((c.state.path / "ledger.json").read_text())
-    assert ledger["cursors"]["tick"] == t0 + 31
+    # The ledger on disk (snapshot and journal) knows the last handled second, for the
+    # next controller.
+    ledger = Ledger.from_json(json.loads((c.state.path / "ledger.json").read_text()))
+    ledger.replay(c.state.journal("ledger.journal").read())
+    assert ledger.cursors["tick"] == t0 + 31
 
 
 def test_dst_forward_jump_in_task_zone_runs_once(rig) -> None:

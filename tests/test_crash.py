@@ -204,3 +204,35 @@ def test_reboot_runs_when_the_spec_dir_appears_after_start(tmp_path, controllers
     os.symlink(rev, link)
     c.wait_for("run.exited", task="boot", timeout=20)
     assert c.stop() == 0
+
+
+def test_start_cut_short_by_a_crash_is_reported_from_the_journal(dirs, controllers) -> None:
+    """A journal line announcing a start with no `started` after it: the successor logs
+    that run as interrupted, never starts it again, and ignores lines of an older
+    snapshot."""
+    write_task(dirs[0], "tick", {"schedule": "* * * * * *", "startingDeadlineSeconds": 30,
+                                 "command": ["true"]})
+    state = dirs[1]
+    state.mkdir(mode=0o700)
+    t0 = int(time.time())
+    (state / "ledger.json").write_text(json.dumps({"cursors": {"tick": t0 - 5}, "generation": 4}))
+    lines = [
+        {"g": 3, "cursors": {"tick": t0 + 10_000}, "starting": {}},  # folded in already
+        {"g": 4, "cursors": {"tick": t0 - 3}, "starting": {"tick": t0 - 3}},
+        {"g": 4, "started": True},
+        {"g": 4, "cursors": {"tick": t0 - 2}, "starting": {"tick": t0 - 2}},
+    ]
+    (state / "ledger.journal").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    c = ControllerProc(dirs[0], state)
+    controllers.append(c)
+    skipped = c.wait_for("run.skipped", task="tick", where=lambda e: e["reason"] == "interrupted")
+    assert [ts(e["due"]) for e in skipped] == [t0 - 2]
+    c.wait_for("run.started", task="tick", count=2)
+    assert c.stop() == 0
+    assert all(ts(e["due"]) > t0 - 2 for e in c.find("run.started", task="tick"))
+    assert [e["reason"] for e in c.find("run.skipped")].count("interrupted") == 1
+    # A clean stop folds the journal into a new snapshot.
+    ledger = json.loads((state / "ledger.json").read_text())
+    assert ledger["generation"] > 4 and ledger["starting"] == {}
+    assert ledger["cursors"]["tick"] >= t0
+    assert (state / "ledger.journal").read_bytes() == b""

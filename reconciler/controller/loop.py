@@ -60,6 +60,7 @@ from reconciler.state import (
     HISTORY_FILE,
     HISTORY_PER_TASK,
     LEDGER_FILE,
+    LEDGER_JOURNAL,
     RUNS_FILE,
     STATUS_FILE,
     StateDir,
@@ -68,6 +69,7 @@ from reconciler.state import (
 )
 from reconciler.supervisor import (
     Exited,
+    RunHandle,
     RunSpec,
     SpawnError,
     Supervisor,
@@ -80,6 +82,22 @@ RESCAN_EVERY_S = 300.0  # level-triggered safety net against a missed file event
 SKIP_LOG_LIMIT = 100  # per task and tick; beyond that one summary line
 TICK_EARLY_S = 0.004
 HISTORY_WRITE_EVERY_S = 2.0
+# Due runs are journaled; the whole ledger is rewritten when the journal grows this big
+# or this old (and whenever something other than a cursor changes).
+JOURNAL_MAX_BYTES = 1 << 20
+LEDGER_SNAPSHOT_EVERY_S = 60.0
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """What starting one run's process gave: a handle, or the error (for users)."""
+
+    task: Task
+    run_id: str
+    at: float  # wall clock when the start was attempted
+    handle: RunHandle | None
+    mono: float
+    error: str | None
 
 
 @dataclass
@@ -124,6 +142,8 @@ class Controller:
         self._reload_requested = False
         self._last_rescan = time.monotonic()
         self._state_dirty: set[str] = set()
+        self.journal = self.state.journal(LEDGER_JOURNAL)
+        self._ledger_written = time.monotonic()
         self._history_written = 0.0
         self._reboot: list[str] = []
         self._fallback_logged = False
@@ -164,6 +184,9 @@ class Controller:
             signal.signal(signum, self._on_signal)
         signal.set_wakeup_fd(self._wpipe, warn_on_full_buffer=False)
         self.ledger = Ledger.from_json(self.state.read_json(LEDGER_FILE))
+        if self.ledger.replay(self.journal.read()):
+            self._state_dirty.add(LEDGER_FILE)  # fold it into a new snapshot
+        self.journal.open()
         history = self.state.read_json(HISTORY_FILE)
         if isinstance(history, dict):
             for task, items in history.items():
@@ -235,6 +258,7 @@ class Controller:
         if self.control is not None:
             self.control.close()
         self.supervisor.close()
+        self.journal.close()
         self.state.release()
 
     # --- the loop -------------------------------------------------------------------------
@@ -507,27 +531,28 @@ class Controller:
             self.daemon_tasks,
             time.monotonic(),
         )
+        starting = {
+            a.task: a.due
+            for a in actions
+            if isinstance(a, StartRun) and a.due is not None and a.trigger == "schedule"
+        }
         if due:
-            # The ledger is in place before any run of these due times exists, so a crash
-            # can never start one of them twice. The fsync for power loss follows the
-            # spawns (the flush below), off the path from due second to exec.
-            self.ledger.starting = {
-                a.task: a.due
-                for a in actions
-                if isinstance(a, StartRun) and a.due is not None and a.trigger == "schedule"
-            }
-            self.state.write_json(LEDGER_FILE, self.ledger.to_json(), sync=False)
-            self._state_dirty.add(LEDGER_FILE)
+            # The new cursors are journaled before any run of these due times exists, so
+            # a crash can never start one of them twice. One short line whatever the
+            # number of tasks; the fsync for power loss follows the spawns (the flush
+            # below), off the path from due second to exec.
+            cursors = {d.task: d.last for d in due if d.last is not None}
+            self.journal.append(self.ledger.starting_line(cursors, starting))
+            self._state_dirty.add(LEDGER_JOURNAL)
         self._execute(actions)
         if any(isinstance(a, StartRun) for a in actions):
             # Recorded at once, not at the end of the loop: a controller killed now must
             # find these runs (no second copy of a daemon), and runs.json comes before the
-            # ledger drops `starting`: a run is never both unrecorded and forgotten.
+            # journal's `started`: a run is never both unrecorded and forgotten.
             self.state.write_json(RUNS_FILE, [r.record() for r in self.runs.values()], sync=False)
             self._state_dirty.discard(RUNS_FILE)
-        if self.ledger.starting:
-            self.ledger.starting = {}
-            self._state_dirty.add(LEDGER_FILE)
+        if starting:
+            self.journal.append(self.ledger.started_line())
 
     def _execute(self, actions: list[Action]) -> None:
         answers: dict[str, dict[str, Any]] = {}
@@ -535,20 +560,28 @@ class Controller:
         for action in actions:
             if isinstance(action, StopRun):
                 self._stop(action)
-        for action in actions:
-            if isinstance(action, StartRun):
-                answer = self._start(action)
-                if action.request_id is not None:
-                    answers[action.request_id] = answer
-            elif isinstance(action, SkipRun):
-                self._skip(action, skips)
-            elif isinstance(action, RefuseRun):
-                answers[action.request_id] = {"ok": False, "reason": action.reason}
+        starts = [a for a in actions if isinstance(a, StartRun)]
+        # Every process of this tick first, then the bookkeeping and log lines: the last
+        # run of a busy second starts almost as early as the first. Their output is read
+        # only once their run.started lines are out, so it never comes first.
+        with self.supervisor.holding_output():
+            base_env = dict(os.environ)
+            launched = [self._launch(a, base_env) for a in starts]
+            done = iter(launched)
+            for action in actions:
+                if isinstance(action, StartRun):
+                    answer = self._started(action, next(done))
+                    if action.request_id is not None:
+                        answers[action.request_id] = answer
+                elif isinstance(action, SkipRun):
+                    self._skip(action, skips)
+                elif isinstance(action, RefuseRun):
+                    answers[action.request_id] = {"ok": False, "reason": action.reason}
         for request, pending in self.pending:
             answer = answers.get(request.request_id, {"ok": False, "reason": "not handled"})
             ControlServer.reply(pending.conn, answer)
         self.pending = []
-        if any(isinstance(a, StartRun) for a in actions):
+        if starts:
             self._running_changed()  # once per tick, not per start
 
     def _skip(self, action: SkipRun, counts: dict[str, int]) -> None:
@@ -583,11 +616,12 @@ class Controller:
         stamp = datetime.fromtimestamp(at, UTC).strftime("%Y%m%dT%H%M%SZ")
         return f"{task}-{stamp}-{secrets.token_hex(3)}"
 
-    def _start(self, action: StartRun) -> dict[str, Any]:
+    def _launch(self, action: StartRun, base_env: dict[str, str]) -> _Launch:
+        """Start the process of one StartRun; nothing else, so the next one follows fast."""
         task = self.tasks[action.task]
         now = self.clock()
         run_id = self._new_run_id(task.name, action.due if action.due is not None else now)
-        env = dict(os.environ)
+        env = dict(base_env)
         env.update(task.env)
         spec = RunSpec(
             run_id=run_id,
@@ -597,19 +631,24 @@ class Controller:
             cwd=task.working_dir,
             user=task.user,
         )
-        due_text = rfc3339(action.due, task.timezone) if action.due is not None else None
         try:
             handle = self.supervisor.start(spec)
-            started_mono = time.monotonic()
         except SpawnError as exc:
+            return _Launch(task, run_id, now, None, time.monotonic(), str(exc))
+        return _Launch(task, run_id, now, handle, time.monotonic(), None)
+
+    def _started(self, action: StartRun, launch: _Launch) -> dict[str, Any]:
+        """Record, log and count a launch; answers a manual request."""
+        task, run_id, handle = launch.task, launch.run_id, launch.handle
+        if handle is None:
             self._finished(
                 task=task.name, run_id=run_id, pid=None,
                 kind="daemon" if task.type == "daemon" else "cron",
                 fingerprint=task.process_fingerprint(), due=action.due, trigger=action.trigger,
-                started_at=now, ended_at=now, exit_code=None, sig=None, stop_reason=None,
-                adopted=False, error=str(exc),
+                started_at=launch.at, ended_at=launch.at, exit_code=None, sig=None,
+                stop_reason=None, adopted=False, error=launch.error,
             )
-            return {"ok": False, "reason": str(exc), "run_id": run_id}
+            return {"ok": False, "reason": launch.error, "run_id": run_id}
         view = RunView(
             run_id=run_id,
             task=task.name,
@@ -620,7 +659,7 @@ class Controller:
             fingerprint=task.process_fingerprint(),
             timeout_s=task.timeout_seconds,
             grace_s=float(task.termination_grace_period_seconds),
-            started_mono=started_mono,
+            started_mono=launch.mono,
         )
         self.runs[run_id] = Run(view=view, handle=handle, trigger=action.trigger)
         fields: dict[str, Any] = {
@@ -628,7 +667,7 @@ class Controller:
             "run_id": run_id,
             "pid": handle.pid,
             "type": task.type,
-            "due": due_text,
+            "due": rfc3339(action.due, task.timezone) if action.due is not None else None,
         }
         if action.trigger != "schedule":
             fields["trigger"] = action.trigger
@@ -879,6 +918,11 @@ class Controller:
         dirty = self._state_dirty
         if force:
             dirty |= {RUNS_FILE, LEDGER_FILE, HISTORY_FILE}
+        if self.journal.size and (
+            self.journal.size >= JOURNAL_MAX_BYTES
+            or time.monotonic() - self._ledger_written >= LEDGER_SNAPSHOT_EVERY_S
+        ):
+            dirty.add(LEDGER_FILE)
         if not dirty:
             return
         self._state_dirty = set()
@@ -888,7 +932,9 @@ class Controller:
         if RUNS_FILE in dirty:
             self.state.write_json(RUNS_FILE, [r.record() for r in self.runs.values()], sync=False)
         if LEDGER_FILE in dirty:
-            self.state.write_json(LEDGER_FILE, self.ledger.to_json())
+            self._write_ledger()
+        elif LEDGER_JOURNAL in dirty:
+            self.journal.sync()
         if HISTORY_FILE in dirty:
             mono = time.monotonic()
             if force or mono - self._history_written >= HISTORY_WRITE_EVERY_S:
@@ -907,6 +953,15 @@ class Controller:
                 },
                 sync=False,
             )
+
+    def _write_ledger(self) -> None:
+        """A new snapshot, durable before the journal it replaces is emptied."""
+        data = self.ledger.to_json()
+        data["generation"] = self.ledger.generation + 1
+        self.state.write_json(LEDGER_FILE, data)
+        self.ledger.generation += 1
+        self.journal.reset()
+        self._ledger_written = time.monotonic()
 
     def _write_status(self, result: Refresh) -> None:
         self.state.write_json(

@@ -53,6 +53,9 @@ class Ledger:
     # The schedule (text and zone) each cursor was set under: a cursor of another
     # schedule (changed while no controller ran) is not caught up from.
     schedules: dict[str, str] = field(default_factory=dict)
+    # Which snapshot this is: journal lines carry the generation they follow, so lines
+    # already folded into a newer snapshot are never applied twice.
+    generation: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,7 +64,38 @@ class Ledger:
             "daemons": {k: asdict(v) for k, v in self.daemons.items()},
             "starting": self.starting,
             "schedules": self.schedules,
+            "generation": self.generation,
         }
+
+    # Between snapshots, each tick with due runs appends two journal lines: before its
+    # spawns {"g", "cursors", "starting"}, after its runs are recorded {"g", "started"}.
+
+    def starting_line(self, cursors: dict[str, int], starting: dict[str, int]) -> dict[str, Any]:
+        return {"g": self.generation, "cursors": cursors, "starting": starting}
+
+    def started_line(self) -> dict[str, Any]:
+        return {"g": self.generation, "started": True}
+
+    def replay(self, lines: list[Any]) -> bool:
+        """Fold the journal written after this snapshot in; True if any line applied.
+
+        Cursors only move forward. A `starting` line with no `started` after it was cut
+        short by a crash: its runs are left in `starting`, for the interrupted report.
+        """
+        pending: dict[str, int] = {}
+        applied = False
+        for line in lines:
+            if not isinstance(line, dict) or line.get("g") != self.generation:
+                continue
+            applied = True
+            if line.get("started") is True:
+                pending = {}
+                continue
+            for task, due in _int_map(line.get("cursors")).items():
+                self.cursors[task] = max(self.cursors.get(task, due), due)
+            pending = _int_map(line.get("starting"))
+        self.starting = {**self.starting, **pending}
+        return applied
 
     @classmethod
     def from_json(cls, data: Any) -> Ledger:
@@ -70,6 +104,8 @@ class Ledger:
             return cls()
         ledger = cls()
         ledger.cursors = _int_map(data.get("cursors"))
+        generation = data.get("generation")
+        ledger.generation = generation if _is_int(generation) else 0
         ledger.starting = _int_map(data.get("starting"))
         ledger.schedules = {
             str(k): v for k, v in _map(data.get("schedules")).items() if isinstance(v, str)

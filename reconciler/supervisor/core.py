@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -9,7 +10,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from reconciler.supervisor.model import Exited, RunHandle, RunSpec
@@ -65,6 +66,8 @@ class Supervisor:
         self._by_pid: dict[int, _Run] = {}
         self._closed = False
         self._pump = Pump(on_output)
+        # Streams of runs started inside holding_output(), read once it ends.
+        self._held: list[Stream] | None = None
 
     # --- starting and adopting ----------------------------------------------------------
 
@@ -94,10 +97,30 @@ class Supervisor:
             self._by_pid[pid] = run
             on_done = functools.partial(self._stream_done, run)
             run.streams = [
-                self._pump.add_stream(spec.run_id, spec.task, name, fd, on_done)
+                Stream(spec.run_id, spec.task, name, fd, on_done)
                 for name, fd in (("stdout", spawned.stdout_fd), ("stderr", spawned.stderr_fd))
             ]
+        if self._held is not None:
+            self._held.extend(run.streams)
+        else:
+            self._pump.add_streams(run.streams)
         return handle
+
+    @contextlib.contextmanager
+    def holding_output(self) -> Iterator[None]:
+        """Runs started inside are read from only when the block ends (their output
+        waits in the pipe): the caller can log that they started before any of their
+        output, and the pump thread wakes once, not once per run. Call from the thread
+        that calls start()."""
+        if self._held is not None:
+            yield  # nested: the outer block releases
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            self._pump.add_streams(held)
 
     def adopt(
         self, run_id: str, task: str, pid: int, start_ticks: int, started_at: float

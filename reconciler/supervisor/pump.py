@@ -87,21 +87,23 @@ class Pump:
     # --- called from any thread -------------------------------------------------------
 
     def _send(self, command: str, obj: Any) -> None:
+        self._send_many([(command, obj)])
+
+    def _send_many(self, commands: list[tuple[str, Any]]) -> None:
         with self._send_lock:
             if self._dead:
-                if command in ("add", "waker"):
-                    os.close(obj.fd)
-                    obj.closed = True
+                for command, obj in commands:
+                    if command in ("add", "waker"):
+                        os.close(obj.fd)
+                        obj.closed = True
                 return
-            self._commands.append((command, obj))
+            self._commands.extend(commands)
             os.eventfd_write(self._event_fd, 1)
 
-    def add_stream(
-        self, run_id: str, task: str, name: str, fd: int, on_done: Callable[[Stream], None]
-    ) -> Stream:
-        stream = Stream(run_id, task, name, fd, on_done)
-        self._send("add", stream)
-        return stream
+    def add_streams(self, streams: list[Stream]) -> None:
+        """Start reading all of `streams`, with one wake-up of the pump thread."""
+        if streams:
+            self._send_many([("add", stream) for stream in streams])
 
     def abandon(self, stream: Stream) -> None:
         """Read what is buffered, flush the last partial line, close, then on_done."""
