@@ -23,7 +23,7 @@ from reconciler.supervisor.procinfo import process_start_ticks as process_start_
 LOCK_FILE = "controller.lock"
 CONTROLLER_FILE = "controller.json"
 LEDGER_FILE = "ledger.json"
-LEDGER_JOURNAL = "ledger.journal"
+LEDGER_DELTA = "ledger-delta.json"
 RUNS_FILE = "runs.json"
 HISTORY_FILE = "history.json"
 APPLIED_FILE = "applied.json"
@@ -158,9 +158,6 @@ class StateDir:
         except (OSError, ValueError):
             return None
 
-    def journal(self, name: str) -> Journal:
-        return Journal(self.path / name)
-
     # --- the running controller -----------------------------------------------------------
 
     def lock_held(self) -> bool:
@@ -196,69 +193,3 @@ class StateDir:
             return None
         return ControllerRef(pid=pid, info=info)
 
-
-class Journal:
-    """An append-only file of JSON lines: what changed since the last snapshot of a file.
-
-    Appending one short line costs the same with 10 or 10,000 tasks, where rewriting the
-    whole snapshot does not; the snapshot is rewritten now and then, and the journal
-    emptied after it. A line torn by a crash is skipped when read.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.size = 0
-        self._fd: int | None = None
-        self._unsynced = False
-
-    def open(self) -> None:
-        fd = os.open(
-            self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
-        os.fchmod(fd, 0o600)
-        self._fd = fd
-        self.size = os.fstat(fd).st_size
-
-    def read(self) -> list[Any]:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            return []
-        out: list[Any] = []
-        with os.fdopen(fd, "rb") as fh:
-            for line in fh:
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue
-        return out
-
-    def append(self, obj: Any) -> None:
-        """One line, one write(2): no fsync (see sync)."""
-        if self._fd is None:
-            self.open()
-        assert self._fd is not None
-        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        self.size += len(data)
-        self._unsynced = True
-
-    def sync(self) -> None:
-        if self._fd is not None and self._unsynced:
-            os.fdatasync(self._fd)
-            self._unsynced = False
-
-    def reset(self) -> None:
-        """Empty it, once what it held is in a durable snapshot."""
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            self.size = 0
-            self._unsynced = False
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None

@@ -107,10 +107,10 @@ def test_clock_steps_back_then_forward(rig) -> None:
     assert all(skips[s] == "deadline" for s in range(t0 + 2, t0 + 21))
     assert all(skips[s] == "coalesced" for s in range(t0 + 21, t0 + 31))
 
-    # The ledger on disk (snapshot and journal) knows the last handled second, for the
+    # The ledger on disk (snapshot and delta) knows the last handled second, for the
     # next controller.
     ledger = Ledger.from_json(json.loads((c.state.path / "ledger.json").read_text()))
-    ledger.replay(c.state.journal("ledger.journal").read())
+    ledger.replay(json.loads((c.state.path / "ledger-delta.json").read_text()))
     assert ledger.cursors["tick"] == t0 + 31
 
 

@@ -54,45 +54,43 @@ def test_rfc3339_in_the_task_zone() -> None:
     assert rfc3339(t, ZoneInfo("Europe/Berlin")) == "2026-03-29T03:00:00+02:00"
 
 
-def test_journal_replay_moves_cursors_forward_only() -> None:
+
+def test_delta_moves_cursors_forward_only() -> None:
     ledger = Ledger(cursors={"a": 100, "b": 500}, generation=3)
-    applied = ledger.replay([
-        {"g": 3, "cursors": {"a": 110, "b": 400}, "starting": {"a": 110}},
-        {"g": 3, "started": True},
-        {"g": 3, "cursors": {"c": 7}, "starting": {}},
-        {"g": 3, "started": True},
-    ])
-    assert applied
+    assert ledger.replay({"generation": 3, "cursors": {"a": 110, "b": 400, "c": 7},
+                          "starting": {}})
     assert ledger.cursors == {"a": 110, "b": 500, "c": 7}
     assert ledger.starting == {}
 
 
-def test_journal_starting_without_started_is_left_for_the_interrupted_report() -> None:
+def test_delta_starting_is_left_for_the_interrupted_report() -> None:
     ledger = Ledger(cursors={"a": 100}, generation=1)
-    ledger.replay([
-        {"g": 1, "cursors": {"a": 101}, "starting": {"a": 101}},
-        {"g": 1, "started": True},
-        {"g": 1, "cursors": {"a": 102, "b": 102}, "starting": {"a": 102, "b": 102}},
-    ])
+    ledger.replay({"generation": 1, "cursors": {"a": 102, "b": 102},
+                   "starting": {"a": 102, "b": 102}})
     assert ledger.starting == {"a": 102, "b": 102}
     assert ledger.cursors == {"a": 102, "b": 102}
 
 
-def test_journal_lines_of_another_generation_are_ignored() -> None:
-    # Lines already folded into this snapshot (an older generation, left by a crash
-    # between the snapshot and the journal's reset) must not apply a second time.
-    ledger = Ledger(cursors={"a": 100}, generation=2)
-    applied = ledger.replay([
-        {"g": 1, "cursors": {"a": 999}, "starting": {"a": 999}},
-        {"cursors": {"a": 998}},
+@pytest.mark.parametrize(
+    "delta",
+    [
+        # Already folded into this snapshot (a crash after the snapshot was written).
+        {"generation": 1, "cursors": {"a": 999}, "starting": {"a": 999}},
+        {"cursors": {"a": 999}},
         "garbage",
-        {"g": 2, "cursors": {"a": "x"}, "starting": {"a": None}},
-    ])
-    assert applied  # the last line is of this generation, if useless
+        None,
+        {"generation": 2, "cursors": {"a": "x"}, "starting": {"a": None}},
+    ],
+)
+def test_a_delta_of_another_generation_or_damaged_changes_nothing(delta) -> None:
+    ledger = Ledger(cursors={"a": 100}, generation=2)
+    ledger.replay(delta)
     assert ledger.cursors == {"a": 100} and ledger.starting == {}
 
 
 def test_ledger_generation_round_trips() -> None:
     ledger = Ledger(cursors={"a": 1}, generation=7)
-    assert Ledger.from_json(json.loads(json.dumps(ledger.to_json()))).generation == 7
+    again = Ledger.from_json(json.loads(json.dumps(ledger.to_json())))
+    assert again.generation == 7
     assert Ledger.from_json({"cursors": {}, "generation": True}).generation == 0
+    assert ledger.delta({"a": 1}) == {"generation": 7, "cursors": {}, "starting": {"a": 1}}

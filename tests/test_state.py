@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -114,33 +113,3 @@ def test_default_state_dir(tmp_path: Path) -> None:
     else:
         assert default_state_dir({"XDG_STATE_HOME": "/s"}) == Path("/s/reconciler")
 
-
-def test_journal_appends_lines_and_skips_a_torn_one(tmp_path) -> None:
-    sd = StateDir(tmp_path / "state")
-    sd.ensure()
-    j = sd.journal("ledger.journal")
-    j.append({"g": 1, "n": 1})
-    j.append({"g": 1, "n": 2})
-    j.sync()
-    path = sd.path / "ledger.journal"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    with open(path, "ab") as fh:
-        fh.write(b'{"g": 1, "n": 3')  # a crash mid-write
-    assert [line["n"] for line in j.read()] == [1, 2]
-    assert j.size == len(path.read_bytes()) - len(b'{"g": 1, "n": 3')
-    j.reset()
-    assert path.read_bytes() == b"" and j.read() == [] and j.size == 0
-    j.append({"g": 2})
-    assert j.read() == [{"g": 2}]
-    j.close()
-
-
-def test_journal_is_never_opened_through_a_symlink(tmp_path) -> None:
-    sd = StateDir(tmp_path / "state")
-    sd.ensure()
-    target = tmp_path / "elsewhere"
-    target.write_text("")
-    (sd.path / "ledger.journal").symlink_to(target)
-    with pytest.raises(OSError):
-        sd.journal("ledger.journal").append({"g": 1})
-    assert target.read_text() == ""

@@ -53,9 +53,11 @@ class Ledger:
     # The schedule (text and zone) each cursor was set under: a cursor of another
     # schedule (changed while no controller ran) is not caught up from.
     schedules: dict[str, str] = field(default_factory=dict)
-    # Which snapshot this is: journal lines carry the generation they follow, so lines
-    # already folded into a newer snapshot are never applied twice.
+    # Which snapshot this is. The delta file names the generation it follows, so a
+    # delta already folded into a newer snapshot is never applied again.
     generation: int = 0
+    # Cursors moved since the snapshot (not part of it): what the delta file holds.
+    recent: dict[str, int] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,35 +69,22 @@ class Ledger:
             "generation": self.generation,
         }
 
-    # Between snapshots, each tick with due runs appends two journal lines: before its
-    # spawns {"g", "cursors", "starting"}, after its runs are recorded {"g", "started"}.
+    def delta(self, starting: dict[str, int]) -> dict[str, Any]:
+        """The delta file: cursors moved since the snapshot, and the runs being started."""
+        return {"generation": self.generation, "cursors": self.recent, "starting": starting}
 
-    def starting_line(self, cursors: dict[str, int], starting: dict[str, int]) -> dict[str, Any]:
-        return {"g": self.generation, "cursors": cursors, "starting": starting}
+    def replay(self, delta: Any) -> bool:
+        """Fold in the delta file written after this snapshot; True if it applied.
 
-    def started_line(self) -> dict[str, Any]:
-        return {"g": self.generation, "started": True}
-
-    def replay(self, lines: list[Any]) -> bool:
-        """Fold the journal written after this snapshot in; True if any line applied.
-
-        Cursors only move forward. A `starting` line with no `started` after it was cut
-        short by a crash: its runs are left in `starting`, for the interrupted report.
+        Cursors only move forward. Its `starting` is what a crash cut short: left in
+        `starting`, for the interrupted report.
         """
-        pending: dict[str, int] = {}
-        applied = False
-        for line in lines:
-            if not isinstance(line, dict) or line.get("g") != self.generation:
-                continue
-            applied = True
-            if line.get("started") is True:
-                pending = {}
-                continue
-            for task, due in _int_map(line.get("cursors")).items():
-                self.cursors[task] = max(self.cursors.get(task, due), due)
-            pending = _int_map(line.get("starting"))
-        self.starting = {**self.starting, **pending}
-        return applied
+        if not isinstance(delta, dict) or delta.get("generation") != self.generation:
+            return False
+        for task, due in _int_map(delta.get("cursors")).items():
+            self.cursors[task] = max(self.cursors.get(task, due), due)
+        self.starting = {**self.starting, **_int_map(delta.get("starting"))}
+        return True
 
     @classmethod
     def from_json(cls, data: Any) -> Ledger:
