@@ -130,16 +130,21 @@ class StateDir:
             tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
         try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, target)  # replaces a symlink itself, never follows it
+            try:
+                os.fchmod(fd, 0o600)  # whatever the umask
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, target)  # replaces a symlink itself, never follows it
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a full disk keeps no half-written temp file
+            raise
         if sync:
             dfd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
             try:

@@ -74,6 +74,7 @@ def test_rules_only_use_metrics_we_export() -> None:
     m.run_finished("t", "succeeded", 1.0, 1.0)
     m.set_running({"t": 1})
     m.tick(0.0, 1.0)
+    m.state_write_error("ledger.json")
     exported = {
         s.name for fam in text_string_to_metric_families(m.render().decode()) for s in fam.samples
     }

@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
@@ -240,3 +241,32 @@ def test_start_cut_short_by_a_crash_is_reported_from_the_delta(dirs, controllers
     c2.wait_for("run.started", task="tick")
     assert c2.stop() == 0
     assert not [e for e in c2.find("run.skipped") if e["reason"] == "interrupted"]
+
+
+def test_a_state_file_that_cannot_be_written_stops_nothing(dirs, controllers, tmp_path) -> None:
+    """A full disk, as the file size limit makes it: runs go on, each failing file is
+    logged once (not every second), no temp file is left, and once writes work again
+    the file is written."""
+    out = tmp_path / "ticks"
+    write_task(dirs[0], "tick", {"schedule": "* * * * * *",
+                                 "command": ["sh", "-c", f"echo . >> {out}"]})
+    for i in range(40):  # applied.json grows past the limit; the small files stay under it
+        write_task(dirs[0], f"parked-task-with-a-long-name-{i:02d}",
+                   {"schedule": "0 0 0 1 1 *", "command": ["true", "x" * 100]})
+    c = ControllerProc(dirs[0], dirs[1], wrapper=["prlimit", "--fsize=2000:unlimited", "--"])
+    controllers.append(c)
+    failed = c.wait_for("state.write-failed", where=lambda e: e["file"].endswith("applied.json"))
+    assert failed[0]["level"] == "error" and failed[0]["error"]
+    runs_before = len(c.wait_for("run.exited", task="tick", count=1))
+    c.wait_for("run.exited", task="tick", count=runs_before + 3)
+    assert all(e["outcome"] == "succeeded" for e in c.find("run.exited", task="tick"))
+    assert len([e for e in c.find("state.write-failed")
+                if e["file"].endswith("applied.json")]) == 1, "logged again while it persists"
+    assert not (dirs[1] / "applied.json").exists()
+    assert not [p.name for p in dirs[1].iterdir() if p.name.endswith(".tmp")]
+
+    subprocess.run(["prlimit", f"--pid={c.pid}", "--fsize=unlimited:"], check=True)
+    c.wait_for("state.written", where=lambda e: e["file"].endswith("applied.json"))
+    assert c.stop() == 0
+    assert len(json.loads((dirs[1] / "applied.json").read_text())) == 41
+    assert len(out.read_text().split()) >= runs_before + 3

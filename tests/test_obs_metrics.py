@@ -30,6 +30,7 @@ EXPECTED_FAMILIES = {
     "reconciler_daemon_restarts": "counter",
     "reconciler_build_info": "gauge",
     "reconciler_log_lines_dropped": "counter",
+    "reconciler_state_write_errors": "counter",
 }
 
 
@@ -58,6 +59,7 @@ def exercised() -> Metrics:
     m.set_tasks_loaded(7)
     m.tick(0.004, 1_800_000_002.0)
     m.daemon_restart("web")
+    m.state_write_error("ledger.json")
     return m
 
 
@@ -163,7 +165,8 @@ def test_no_created_series_and_no_command_text() -> None:
     label_names = {k for s in samples(exercised()) for k in s.labels}
     # task names and fixed words only; python_info brings its own labels
     python_info = {"implementation", "major", "minor", "patchlevel"}
-    assert label_names <= {"task", "trigger", "outcome", "reason", "le", "version"} | python_info
+    fixed = {"task", "trigger", "outcome", "reason", "le", "version", "file"}
+    assert label_names <= fixed | python_info
 
 
 def test_instances_do_not_share_state() -> None:
@@ -201,3 +204,12 @@ def test_promtool_check_metrics() -> None:
         timeout=30,
     )
     assert result.returncode == 0, (result.stdout + result.stderr).decode()
+
+
+def test_state_write_errors_by_file() -> None:
+    m = Metrics()
+    m.state_write_error("ledger.json")
+    m.state_write_error("ledger.json")
+    m.state_write_error("runs.json")
+    assert value(m, "reconciler_state_write_errors_total", file="ledger.json") == 2
+    assert value(m, "reconciler_state_write_errors_total", file="runs.json") == 1

@@ -144,6 +144,8 @@ class Controller:
         self._last_rescan = time.monotonic()
         self._state_dirty: set[str] = set()
         self._ledger_written = time.monotonic()
+        self._write_failed: set[str] = set()  # state files whose last write failed
+        self._status: dict[str, Any] = {}
         self._history_written = 0.0
         self._reboot: list[str] = []
         self._fallback_logged = False
@@ -541,15 +543,15 @@ class Controller:
             # made one due task among 10,000 start 20 ms late). The fsync for power loss
             # follows the spawns (the flush below), off the path from due second to exec.
             self.ledger.recent.update({d.task: d.last for d in due if d.last is not None})
-            self.state.write_json(LEDGER_DELTA, self.ledger.delta(starting), sync=False)
+            self._write_state(LEDGER_DELTA, self.ledger.delta(starting))
             self._state_dirty.add(LEDGER_DELTA)
         self._execute(actions)
         if any(isinstance(a, StartRun) for a in actions):
             # Recorded at once, not at the end of the loop: a controller killed now must
             # find these runs (no second copy of a daemon), and runs.json comes before the
             # delta drops `starting`: a run is never both unrecorded and forgotten.
-            self.state.write_json(RUNS_FILE, [r.record() for r in self.runs.values()], sync=False)
             self._state_dirty.discard(RUNS_FILE)
+            self._write_state(RUNS_FILE, [r.record() for r in self.runs.values()])
 
     def _execute(self, actions: list[Action]) -> None:
         answers: dict[str, dict[str, Any]] = {}
@@ -928,50 +930,72 @@ class Controller:
         # second): it alone is fsynced. The others are atomic against a crash, which is
         # what adoption and `status` need.
         if RUNS_FILE in dirty:
-            self.state.write_json(RUNS_FILE, [r.record() for r in self.runs.values()], sync=False)
+            self._write_state(RUNS_FILE, [r.record() for r in self.runs.values()])
         if LEDGER_FILE in dirty:
             self._write_ledger()
         elif LEDGER_DELTA in dirty:
-            self.state.write_json(LEDGER_DELTA, self.ledger.delta({}))
+            self._write_state(LEDGER_DELTA, self.ledger.delta({}), sync=True)
         if HISTORY_FILE in dirty:
             mono = time.monotonic()
             if force or mono - self._history_written >= HISTORY_WRITE_EVERY_S:
                 self._history_written = mono
-                self.state.write_json(
-                    HISTORY_FILE, {k: list(v) for k, v in self.history.items()}, sync=False
-                )
+                self._write_state(HISTORY_FILE, {k: list(v) for k, v in self.history.items()})
             else:
                 self._state_dirty.add(HISTORY_FILE)  # history of busy fleets: at most every few s
+        if STATUS_FILE in dirty:
+            self._write_state(STATUS_FILE, self._status)
         if APPLIED_FILE in dirty:
-            self.state.write_json(
+            self._write_state(
                 APPLIED_FILE,
                 {
                     n: {"file": t.file, "line": t.line, "document": applied_document(t)}
                     for n, t in sorted(self.tasks.items())
                 },
-                sync=False,
             )
 
     def _write_ledger(self) -> None:
         """A new snapshot, of a new generation: the delta file before it no longer applies."""
         data = self.ledger.to_json()
         data["generation"] = self.ledger.generation + 1
-        self.state.write_json(LEDGER_FILE, data)
-        self.ledger.generation += 1
-        self.ledger.recent = {}
-        self._ledger_written = time.monotonic()
+        if self._write_state(LEDGER_FILE, data, sync=True):
+            self.ledger.generation += 1
+            self.ledger.recent = {}
+            self._ledger_written = time.monotonic()
+
+    def _write_state(self, name: str, obj: Any, *, sync: bool = False) -> bool:
+        """Write one state file. When that fails (a full disk) runs go on as before: the
+        failure is logged once, counted, and the file written again at the next flush."""
+        try:
+            self.state.write_json(name, obj, sync=sync)
+        except OSError as exc:
+            self.metrics.state_write_error(name)
+            self._state_dirty.add(name)
+            if name not in self._write_failed:
+                self._write_failed.add(name)
+                path = self.state.path / name
+                log_event(
+                    "state.write-failed",
+                    f"Cannot write {path}: {exc.strerror or exc}; runs go on, and it is "
+                    "written again as soon as possible.",
+                    level="error",
+                    file=str(path),
+                    error=exc.strerror or str(exc),
+                )
+            return False
+        if name in self._write_failed:
+            self._write_failed.discard(name)
+            path = self.state.path / name
+            log_event("state.written", f"Wrote {path} again.", file=str(path))
+        return True
 
     def _write_status(self, result: Refresh) -> None:
-        self.state.write_json(
-            STATUS_FILE,
-            {
-                "updated_at": self.clock(),
-                "spec_dir": str(self.opts.spec_dir),
-                "dir_error": result.dir_error,
-                "spec_errors": [e.to_dict() for e in result.errors],
-                "tasks_total": len(self.all_tasks),
-                "tasks_for_host": len(self.tasks),
-            },
-            sync=False,
-        )
+        self._status = {
+            "updated_at": self.clock(),
+            "spec_dir": str(self.opts.spec_dir),
+            "dir_error": result.dir_error,
+            "spec_errors": [e.to_dict() for e in result.errors],
+            "tasks_total": len(self.all_tasks),
+            "tasks_for_host": len(self.tasks),
+        }
+        self._state_dirty.add(STATUS_FILE)
         self._flush_state()

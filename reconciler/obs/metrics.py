@@ -148,6 +148,12 @@ class Metrics:
             ["task"],
             registry=r,
         )
+        self._state_write_errors = Counter(
+            "reconciler_state_write_errors_total",
+            "Failed writes of a file in the state directory (a full disk...), by file.",
+            ["file"],
+            registry=r,
+        )
         Info("reconciler_build", "Version of the running controller.", registry=r).info(
             {"version": __version__}
         )
@@ -235,6 +241,9 @@ class Metrics:
 
     def spec_error(self) -> None:
         self._spec_invalid.inc()
+
+    def state_write_error(self, file: str) -> None:
+        self._state_write_errors.labels(file).inc()
 
     def set_tasks_loaded(self, n: int) -> None:
         self._tasks_loaded.set(n)
