@@ -25,12 +25,25 @@ CONTROLLER_FILE = "controller.json"
 LEDGER_FILE = "ledger.json"
 LEDGER_DELTA = "ledger-delta.json"
 RUNS_FILE = "runs.json"
-HISTORY_FILE = "history.json"
+HISTORY_FILE = "history.json"  # before 0.2: one file for all tasks; read, then removed
+HISTORY_DIR = "history"  # one file per task: history/<task>.json, its last runs
 APPLIED_FILE = "applied.json"
 STATUS_FILE = "status.json"
 CONTROL_SOCKET = "control.sock"
 
 HISTORY_PER_TASK = 20
+
+
+def history_file(task: str) -> str:
+    """The state file of one task's last runs (task names are safe file names)."""
+    return f"{HISTORY_DIR}/{task}.json"
+
+
+def task_of_history_file(name: str) -> str | None:
+    prefix, suffix = f"{HISTORY_DIR}/", ".json"
+    if name.startswith(prefix) and name.endswith(suffix):
+        return name[len(prefix) : -len(suffix)]
+    return None
 
 
 class StateError(Exception):
@@ -123,7 +136,7 @@ class StateDir:
 
     def write_bytes(self, name: str, data: bytes, *, sync: bool = True) -> None:
         target = self.path / name
-        tmp = self.path / f".{name}.{os.getpid()}.tmp"
+        tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         fd = os.open(
@@ -151,6 +164,21 @@ class StateDir:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
+
+    def ensure_subdir(self, name: str) -> None:
+        """A private folder of the state directory, never a symlink."""
+        path = self.path / name
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise StateError(f"{path} is not a directory")
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.chmod(path, 0o700)
+
+    def remove(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path / name)
 
     def read_json(self, name: str) -> Any | None:
         try:

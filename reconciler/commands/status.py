@@ -30,6 +30,7 @@ from reconciler.state import (
     STATUS_FILE,
     ControllerRef,
     StateDir,
+    history_file,
 )
 
 
@@ -107,8 +108,9 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
     applied = read_applied(sd.read_json(APPLIED_FILE))
     runs = read_runs(sd.read_json(RUNS_FILE))
     ledger = read_ledger(sd.read_json(LEDGER_FILE))
-    history = sd.read_json(HISTORY_FILE)
-    history = history if isinstance(history, Mapping) else {}
+    # One file per task; a controller of an older version kept them all in one.
+    legacy = sd.read_json(HISTORY_FILE)
+    legacy = legacy if isinstance(legacy, Mapping) else {}
     from reconciler.spec.zones import host_zone
 
     local = host_zone()
@@ -120,7 +122,7 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
     for name, task in sorted(applied.items()):
         zone = zones[name]
         nxt = applied_next_due(task, ledger, now) if task.type == "cron" else None
-        last = _last_run(history.get(name))
+        last = _last_run(sd.read_json(history_file(name)) or legacy.get(name))
         item: dict[str, Any] = {
             "name": name,
             "type": task.type,
