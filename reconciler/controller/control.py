@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import queue
+import selectors
 import socket
 import threading
 import time
@@ -49,7 +50,13 @@ class ControlServer:
             os.umask(old)
         os.chmod(path, 0o600)
         self.sock.listen(16)
-        self.sock.settimeout(0.5)  # so close() is noticed
+        self.sock.setblocking(False)
+        # The thread sleeps until a client connects or close() writes here: no timer
+        # wakes it while idle (each wake-up costs a VM ~0.2 ms of CPU).
+        self._stop_r, self._stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self.sock, selectors.EVENT_READ)
+        self._sel.register(self._stop_r, selectors.EVENT_READ)
         self._ready: queue.SimpleQueue[Pending] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name="reconciler-control", daemon=True)
@@ -57,15 +64,19 @@ class ControlServer:
 
     def _serve(self) -> None:
         while not self._closed:
+            self._sel.select()
+            if self._closed:
+                return
             try:
                 conn, _ = self.sock.accept()
-            except TimeoutError:
+            except BlockingIOError:
                 continue
             except OSError:
                 if self._closed:
                     return
                 time.sleep(0.1)  # e.g. out of descriptors: do not spin
                 continue
+            conn.setblocking(True)
             try:
                 request = self._read(conn)
             except Exception as exc:  # anything a client sends is answered, never fatal
@@ -114,8 +125,13 @@ class ControlServer:
     def close(self) -> None:
         self._closed = True
         with contextlib.suppress(OSError):
-            self.sock.close()
+            os.write(self._stop_w, b"x")
         self._thread.join(timeout=2)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self._sel.close()
+        os.close(self._stop_r)
+        os.close(self._stop_w)
         for pending in self.take():
             self.reply(pending.conn, {"ok": False, "reason": "controller is stopping"})
         with contextlib.suppress(FileNotFoundError):

@@ -287,9 +287,10 @@ class Controller:
             if self._dirty_since is not None:
                 settle = min(self._last_event + DEBOUNCE_QUIET_S, self._dirty_since + DEBOUNCE_MAX_S)
                 timeout = min(timeout, settle - time.monotonic())
-            if 0 < timeout < 1.0 and timeout == next_tick - now:
+            if 0 < timeout < 1.0 and timeout == next_tick - now and self._due_at(next_tick):
                 # epoll sleeps in whole milliseconds and wakes late under load: wake a
                 # little early and finish with a nanosleep, so runs start on the second.
+                # Only when a run is due then: an idle second costs one wake-up, not two.
                 timeout -= TICK_EARLY_S
             if sel.select(max(0.0, timeout)):
                 with contextlib.suppress(BlockingIOError):
@@ -316,6 +317,11 @@ class Controller:
                 self.metrics.tick(lag, now)
                 next_tick = second + 1
             self._flush_state(after_tick=on_second)
+
+    def _due_at(self, second: int) -> bool:
+        """Whether a cron run may start at `second` (@reboot and manual runs included)."""
+        earliest = self.queue.earliest()
+        return (earliest is not None and earliest <= second) or bool(self._reboot)
 
     def _handle_signals(self) -> None:
         while self._signals:
@@ -577,7 +583,7 @@ class Controller:
         # run of a busy second starts almost as early as the first. Their output is read
         # only once their run.started lines are out, so it never comes first.
         with self.supervisor.holding_output():
-            base_env = dict(os.environ)
+            base_env = dict(os.environ) if starts else {}
             launched = [self._launch(a, base_env) for a in starts]
             done = iter(launched)
             for action in actions:
