@@ -113,3 +113,36 @@ def test_default_state_dir(tmp_path: Path) -> None:
     else:
         assert default_state_dir({"XDG_STATE_HOME": "/s"}) == Path("/s/reconciler")
 
+
+
+def test_a_prepared_temp_file_is_used_by_the_next_write(tmp_path) -> None:
+    sd = StateDir(tmp_path / "state")
+    sd.ensure()
+    old = os.umask(0o077)
+    try:
+        sd.prepare("x.json")
+    finally:
+        os.umask(old)
+    temps = [p.name for p in sd.path.iterdir() if p.name.endswith(".tmp")]
+    assert temps == [f".x.json.{os.getpid()}.tmp"]
+    sd.write_json("x.json", {"a": 1}, sync=False)
+    assert json.loads((sd.path / "x.json").read_text()) == {"a": 1}
+    assert oct((sd.path / "x.json").stat().st_mode & 0o777) == oct(0o600)
+    assert not [p for p in sd.path.iterdir() if p.name.endswith(".tmp")]
+    sd.prepare("x.json")
+    sd.release()  # an unused prepared file goes with the controller
+    assert not [p for p in sd.path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_temp_files_of_a_crashed_controller_are_removed(tmp_path) -> None:
+    sd = StateDir(tmp_path / "state")
+    sd.ensure()
+    (sd.path / "history").mkdir(mode=0o700)
+    stale = [sd.path / ".ledger.json.99999.tmp", sd.path / "history" / ".a.json.99999.tmp"]
+    for p in stale:
+        p.write_text("{")
+    keep = sd.path / "ledger.json"
+    keep.write_text("{}")
+    sd.remove_stale_temps()
+    assert not any(p.exists() for p in stale)
+    assert keep.exists()

@@ -84,6 +84,7 @@ DEBOUNCE_MAX_S = 0.5  # ...or after this long at most
 RESCAN_EVERY_S = 300.0  # level-triggered safety net against a missed file event
 SKIP_LOG_LIMIT = 100  # per task and tick; beyond that one summary line
 TICK_EARLY_S = 0.004
+TICK_SPIN_S = 0.0015
 HISTORY_WRITE_EVERY_S = 2.0
 # Moved cursors go to the small delta file; the whole ledger is rewritten when the delta
 # holds this many tasks or is this old (and whenever something other than a cursor
@@ -192,6 +193,7 @@ class Controller:
         self.ledger = Ledger.from_json(self.state.read_json(LEDGER_FILE))
         if self.ledger.replay(self.state.read_json(LEDGER_DELTA)):
             self._state_dirty.add(LEDGER_FILE)  # fold it into a new snapshot
+        self.state.remove_stale_temps()
         self.state.ensure_subdir(HISTORY_DIR)
         legacy = self.state.read_json(HISTORY_FILE)
         if isinstance(legacy, dict):
@@ -304,7 +306,8 @@ class Controller:
             self._handle_exits(self.supervisor.poll())
             now = self.clock()
             if 0 < next_tick - now <= TICK_EARLY_S and not self.pending:
-                time.sleep(next_tick - now)
+                self.state.prepare(LEDGER_DELTA)  # its write precedes the spawns
+                self._sleep_onto(next_tick - self.clock())
                 now = self.clock()
             if next_tick - now > 2.0:
                 next_tick = math.floor(now)  # the clock stepped back: keep ticking
@@ -317,6 +320,17 @@ class Controller:
                 self.metrics.tick(lag, now)
                 next_tick = second + 1
             self._flush_state(after_tick=on_second)
+
+    @staticmethod
+    def _sleep_onto(delay: float) -> None:
+        """Sleep `delay` seconds and be running when they are over: a sleeping VM wakes
+        up to 2 ms late, so the last stretch is spent awake (at most TICK_SPIN_S of CPU,
+        only before a second with a run due)."""
+        end = time.monotonic() + delay
+        if delay > TICK_SPIN_S:
+            time.sleep(delay - TICK_SPIN_S)
+        while time.monotonic() < end:
+            pass
 
     def _due_at(self, second: int) -> bool:
         """Whether a cron run may start at `second` (@reboot and manual runs included)."""
