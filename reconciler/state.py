@@ -266,4 +266,3 @@ class StateDir:
         if process_start_ticks(pid) != ticks:
             return None
         return ControllerRef(pid=pid, info=info)
-

@@ -15,6 +15,8 @@ API
     nothing global is installed here.
 
     - ``start(spec) -> RunHandle`` or ``SpawnError`` (its message is for users).
+    - ``with holding_output():`` runs started inside have their pipes read only once the
+      block ends, so the caller can log their start first (one pump wake-up for all).
     - ``stop(run_id, grace, reason)``: SIGTERM to the run's process group now, SIGKILL to
       the group once ``grace`` seconds passed (sent by poll(); call poll() by
       ``next_deadline()``). A second stop keeps the earlier deadline unless its own is
