@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 import subprocess
 import sys
@@ -95,3 +96,25 @@ def test_a_history_folder_that_is_a_symlink_is_refused(dirs, tmp_path) -> None:
     assert c.proc.wait(30) == 1
     assert "history is not a directory" in c.stderr + "\n".join(c.raw)
     assert list(elsewhere.iterdir()) == []
+
+
+def test_history_files_that_cannot_be_written_are_reported_once(dirs, controllers) -> None:
+    """Three tasks' history files fail to write: one state.write-failed for the history
+    folder (not one per task), runs go on, and the files come once writing works."""
+    for name in ("a", "b", "c"):
+        write_task(dirs[0], name, {"schedule": "* * * * * *", "command": ["true"]})
+    c = start(controllers, dirs)
+    folder = dirs[1] / "history"
+    shutil.rmtree(folder)
+    folder.write_text("")  # in the way: every write below it fails (ENOTDIR)
+    failed = c.wait_for("state.write-failed", timeout=30)
+    for name in ("a", "b", "c"):
+        c.wait_for("run.exited", task=name, count=len(c.find("run.exited", task=name)) + 3)
+    assert [e["file"] for e in c.find("state.write-failed")] == [str(folder)]
+    assert failed[0]["error"]
+    folder.unlink()
+    folder.mkdir(mode=0o700)
+    c.wait_for("state.written", where=lambda e: e["file"] == str(folder), timeout=30)
+    wait_until(lambda: sorted(p.name for p in folder.iterdir()) == ["a.json", "b.json", "c.json"],
+               timeout=15)
+    assert c.stop() == 0

@@ -1029,14 +1029,16 @@ class Controller:
     def _write_state(self, name: str, obj: Any, *, sync: bool = False) -> bool:
         """Write one state file. When that fails (a full disk) runs go on as before: the
         failure is logged once, counted, and the file written again at the next flush."""
+        # The history files of all tasks are one thing to report and count.
+        kind = HISTORY_DIR if task_of_history_file(name) is not None else name
+        path = self.state.path / kind
         try:
             self.state.write_json(name, obj, sync=sync)
         except OSError as exc:
-            self.metrics.state_write_error(name)
+            self.metrics.state_write_error(kind)
             self._state_dirty.add(name)
-            if name not in self._write_failed:
-                self._write_failed.add(name)
-                path = self.state.path / name
+            if kind not in self._write_failed:
+                self._write_failed.add(kind)
                 log_event(
                     "state.write-failed",
                     f"Cannot write {path}: {exc.strerror or exc}; runs go on, and it is "
@@ -1046,9 +1048,8 @@ class Controller:
                     error=exc.strerror or str(exc),
                 )
             return False
-        if name in self._write_failed:
-            self._write_failed.discard(name)
-            path = self.state.path / name
+        if kind in self._write_failed:
+            self._write_failed.discard(kind)
             log_event("state.written", f"Wrote {path} again.", file=str(path))
         return True
 
