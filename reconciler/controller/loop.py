@@ -26,6 +26,7 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.controller.control import ControlServer, Pending
+from reconciler.controller.persist import StateFiles
 from reconciler.controller.records import (
     Ledger,
     Run,
@@ -57,18 +58,13 @@ from reconciler.state import (
     APPLIED_FILE,
     CONTROL_SOCKET,
     CONTROLLER_FILE,
-    HISTORY_DIR,
-    HISTORY_FILE,
-    HISTORY_PER_TASK,
     LEDGER_DELTA,
     LEDGER_FILE,
     RUNS_FILE,
     STATUS_FILE,
     StateDir,
     StateError,
-    history_file,
     process_start_ticks,
-    task_of_history_file,
 )
 from reconciler.supervisor import (
     Exited,
@@ -85,12 +81,6 @@ RESCAN_EVERY_S = 300.0  # level-triggered safety net against a missed file event
 SKIP_LOG_LIMIT = 100  # per task and tick; beyond that one summary line
 TICK_EARLY_S = 0.004
 TICK_SPIN_S = 0.0015
-HISTORY_WRITE_EVERY_S = 2.0
-# Moved cursors go to the small delta file; the whole ledger is rewritten when the delta
-# holds this many tasks or is this old (and whenever something other than a cursor
-# changes).
-DELTA_MAX_TASKS = 1000
-LEDGER_SNAPSHOT_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -133,7 +123,6 @@ class Controller:
         self._anchors: dict[str, int] = {}
         self.all_tasks: dict[str, Task] = {}
         self.runs: dict[str, Run] = {}
-        self.history: dict[str, deque[dict[str, Any]]] = {}
         self.pending: list[tuple[ManualRequest, Pending]] = []
         self.started_at = clock()
         self.last_tick_mono = time.monotonic()
@@ -146,12 +135,8 @@ class Controller:
         self._last_event: float = 0.0
         self._reload_requested = False
         self._last_rescan = time.monotonic()
-        self._state_dirty: set[str] = set()
-        self._ledger_written = time.monotonic()
-        self._write_failed: set[str] = set()  # state files whose last write failed
+        self.files = StateFiles(self.state, self.metrics)
         self._status: dict[str, Any] = {}
-        self._legacy_history = False
-        self._history_written = 0.0
         self._reboot: list[str] = []
         self._fallback_logged = False
         self._rpipe, self._wpipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -190,22 +175,9 @@ class Controller:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR2, signal.SIGCHLD):
             signal.signal(signum, self._on_signal)
         signal.set_wakeup_fd(self._wpipe, warn_on_full_buffer=False)
-        self.ledger = Ledger.from_json(self.state.read_json(LEDGER_FILE))
-        if self.ledger.replay(self.state.read_json(LEDGER_DELTA)):
-            self._state_dirty.add(LEDGER_FILE)  # fold it into a new snapshot
         self.state.remove_stale_temps()
-        self.state.ensure_subdir(HISTORY_DIR)
-        legacy = self.state.read_json(HISTORY_FILE)
-        if isinstance(legacy, dict):
-            # One file for all tasks (rewritten whole, 56 ms for 1,000 tasks): split it.
-            for task, items in legacy.items():
-                if isinstance(items, list):
-                    self.history[str(task)] = deque(items[-HISTORY_PER_TASK:], HISTORY_PER_TASK)
-                    self._state_dirty.add(history_file(str(task)))
-        # Removed once every task's file is written; at once if there is nothing to split.
-        self._legacy_history = bool(legacy) and isinstance(legacy, dict)
-        if legacy is not None and not self._legacy_history:
-            self.state.remove(HISTORY_FILE)
+        self.ledger = self.files.load_ledger()
+        self.files.load_history()
         self.control = ControlServer(self.state.path / CONTROL_SOCKET, self.wake)
         self._write_controller_info()
         if self.opts.http:
@@ -409,7 +381,7 @@ class Controller:
                 if t.type == "cron" and t.schedule is not None and t.schedule.kind == "reboot"
             ]
             self._prune_ledger()
-            self._prune_history()
+            self.files.prune_history(self.all_tasks)
         self.ready = True
         self._write_status(result)
         if changed:
@@ -432,7 +404,7 @@ class Controller:
         for table in (ledger.cursors, ledger.schedules, ledger.anchors, ledger.daemons):
             for name in [n for n in table if n not in keep]:
                 del table[name]
-        self._state_dirty.add(LEDGER_FILE)
+        self.files.dirty.add(LEDGER_FILE)
 
     def _unrunnable(self) -> list[SpecError]:
         """Tasks this controller cannot run as asked: `user` needs a root controller.
@@ -530,7 +502,7 @@ class Controller:
                 tasks=len(mine),
                 tasks_total=len(all_tasks),
             )
-            self._state_dirty.update({APPLIED_FILE, LEDGER_FILE})
+            self.files.dirty.update({APPLIED_FILE, LEDGER_FILE})
         return bool(touched)
 
     def _every_anchors(self, now: int) -> dict[str, int]:
@@ -542,7 +514,7 @@ class Controller:
             if prev is None or prev.get("schedule") != task.schedule_text:
                 prev = {"schedule": task.schedule_text, "at": now}  # first applied now
                 self.ledger.anchors[name] = prev
-                self._state_dirty.add(LEDGER_FILE)
+                self.files.dirty.add(LEDGER_FILE)
             anchors[name] = int(prev["at"])
         return anchors
 
@@ -576,15 +548,15 @@ class Controller:
             # made one due task among 10,000 start 20 ms late). The fsync for power loss
             # follows the spawns (the flush below), off the path from due second to exec.
             self.ledger.recent.update({d.task: d.last for d in due if d.last is not None})
-            self._write_state(LEDGER_DELTA, self.ledger.delta(starting))
-            self._state_dirty.add(LEDGER_DELTA)
+            self.files.write(LEDGER_DELTA, self.ledger.delta(starting))
+            self.files.dirty.add(LEDGER_DELTA)
         self._execute(actions)
         if any(isinstance(a, StartRun) for a in actions):
             # Recorded at once, not at the end of the loop: a controller killed now must
             # find these runs (no second copy of a daemon), and runs.json comes before the
             # delta drops `starting`: a run is never both unrecorded and forgotten.
-            self._state_dirty.discard(RUNS_FILE)
-            self._write_state(RUNS_FILE, [r.record() for r in self.runs.values()])
+            self.files.dirty.discard(RUNS_FILE)
+            self.files.write(RUNS_FILE, [r.record() for r in self.runs.values()])
 
     def _execute(self, actions: list[Action]) -> None:
         answers: dict[str, dict[str, Any]] = {}
@@ -705,7 +677,7 @@ class Controller:
             fields["trigger"] = action.trigger
         log_event("run.started", f"Started {task.name} (pid {handle.pid}).", **fields)
         self.metrics.run_started(task.name, action.trigger)
-        self._state_dirty.add(RUNS_FILE)
+        self.files.dirty.add(RUNS_FILE)
         return {"ok": True, "run_id": run_id, "pid": handle.pid}
 
     def _stop(self, action: StopRun) -> None:
@@ -738,7 +710,7 @@ class Controller:
                 sig=ex.signal, stop_reason=ex.stop_reason,
                 adopted=run is not None and run.handle is not None and run.handle.adopted,
             )
-            self._state_dirty.add(RUNS_FILE)
+            self.files.dirty.add(RUNS_FILE)
         if exits:
             self._running_changed()
 
@@ -802,7 +774,7 @@ class Controller:
             stop_reason=stop_reason,
         )
         self.ledger.daemons[task] = state
-        self._state_dirty.add(LEDGER_FILE)
+        self.files.dirty.add(LEDGER_FILE)
         if stop_reason is None and state.not_before > ended_at:
             self.metrics.daemon_restart(task)
             log_event(
@@ -846,29 +818,7 @@ class Controller:
         }
         if error:
             item["error"] = error
-        self._history_of(task).append(item)
-        self._state_dirty.add(history_file(task))
-
-    def _history_of(self, task: str) -> deque[dict[str, Any]]:
-        """A task's last runs, read from its file the first time they are needed."""
-        found = self.history.get(task)
-        if found is None:
-            items = self.state.read_json(history_file(task))
-            items = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-            found = self.history[task] = deque(items[-HISTORY_PER_TASK:], HISTORY_PER_TASK)
-        return found
-
-    def _prune_history(self) -> None:
-        """History files of tasks no longer in the directory go, at the first load."""
-        try:
-            names = os.listdir(self.state.path / HISTORY_DIR)
-        except OSError:
-            names = []
-        on_disk = {t for e in names if (t := task_of_history_file(f"{HISTORY_DIR}/{e}"))}
-        for task in (on_disk | set(self.history)) - set(self.all_tasks):
-            self.state.remove(history_file(task))
-            self.history.pop(task, None)
-            self._state_dirty.discard(history_file(task))
+        self.files.remember(task, item)
 
     # --- control requests ---------------------------------------------------------------
 
@@ -919,7 +869,7 @@ class Controller:
                 run_id=rec.run_id,
                 pid=rec.pid,
             )
-        self._state_dirty.add(RUNS_FILE)
+        self.files.dirty.add(RUNS_FILE)
         self._running_changed()
         self._report_interrupted_starts(records)
 
@@ -943,7 +893,7 @@ class Controller:
             self.metrics.run_skipped(task, "interrupted")
         if self.ledger.starting:
             self.ledger.starting = {}
-            self._state_dirty.add(LEDGER_FILE)
+            self.files.dirty.add(LEDGER_FILE)
 
     # --- shutdown -----------------------------------------------------------------------
 
@@ -968,90 +918,19 @@ class Controller:
     # --- state files -------------------------------------------------------------------------
 
     def _flush_state(self, force: bool = False, after_tick: bool = False) -> None:
-        """Write what changed. Work that can wait (a history file, the periodic ledger
-        snapshot) is done only just after a tick, a second away from the next one."""
-        dirty = self._state_dirty
-        if force:
-            dirty |= {RUNS_FILE, LEDGER_FILE}
-        mono = time.monotonic()
-        recent = self.ledger.recent
-        if recent and (force or after_tick) and (
-            len(recent) >= DELTA_MAX_TASKS or mono - self._ledger_written >= LEDGER_SNAPSHOT_EVERY_S
-        ):
-            dirty.add(LEDGER_FILE)
-        history = {n for n in dirty if task_of_history_file(n) is not None}
-        later: set[str] = set()
-        if history and not (
-            force or (after_tick and mono - self._history_written >= HISTORY_WRITE_EVERY_S)
-        ):
-            later, history = history, set()  # busy fleets: every few seconds at most
-            dirty -= later
-        if not dirty:
-            return
-        self._state_dirty = later
-        # Only the ledger guards a promise across power loss (at most once per due
-        # second): it alone is fsynced. The others are atomic against a crash, which is
-        # what adoption and `status` need.
-        if RUNS_FILE in dirty:
-            self._write_state(RUNS_FILE, [r.record() for r in self.runs.values()])
-        if LEDGER_FILE in dirty:
-            self._write_ledger()
-        elif LEDGER_DELTA in dirty:
-            self._write_state(LEDGER_DELTA, self.ledger.delta({}), sync=True)
-        if history:
-            self._history_written = mono
-            # One small file per task that ran: the cost follows the runs, not the fleet.
-            ok = [self._write_state(n, list(self._history_of(task_of_history_file(n) or "")))
-                  for n in sorted(history)]
-            if self._legacy_history and all(ok):
-                self.state.remove(HISTORY_FILE)
-                self._legacy_history = False
-        if STATUS_FILE in dirty:
-            self._write_state(STATUS_FILE, self._status)
-        if APPLIED_FILE in dirty:
-            self._write_state(
-                APPLIED_FILE,
-                {
+        self.files.flush(
+            self.ledger,
+            {
+                RUNS_FILE: lambda: [r.record() for r in self.runs.values()],
+                STATUS_FILE: lambda: self._status,
+                APPLIED_FILE: lambda: {
                     n: {"file": t.file, "line": t.line, "document": applied_document(t)}
                     for n, t in sorted(self.tasks.items())
                 },
-            )
-
-    def _write_ledger(self) -> None:
-        """A new snapshot, of a new generation: the delta file before it no longer applies."""
-        data = self.ledger.to_json()
-        data["generation"] = self.ledger.generation + 1
-        if self._write_state(LEDGER_FILE, data, sync=True):
-            self.ledger.generation += 1
-            self.ledger.recent = {}
-            self._ledger_written = time.monotonic()
-
-    def _write_state(self, name: str, obj: Any, *, sync: bool = False) -> bool:
-        """Write one state file. When that fails (a full disk) runs go on as before: the
-        failure is logged once, counted, and the file written again at the next flush."""
-        # The history files of all tasks are one thing to report and count.
-        kind = HISTORY_DIR if task_of_history_file(name) is not None else name
-        path = self.state.path / kind
-        try:
-            self.state.write_json(name, obj, sync=sync)
-        except OSError as exc:
-            self.metrics.state_write_error(kind)
-            self._state_dirty.add(name)
-            if kind not in self._write_failed:
-                self._write_failed.add(kind)
-                log_event(
-                    "state.write-failed",
-                    f"Cannot write {path}: {exc.strerror or exc}; runs go on, and it is "
-                    "written again as soon as possible.",
-                    level="error",
-                    file=str(path),
-                    error=exc.strerror or str(exc),
-                )
-            return False
-        if kind in self._write_failed:
-            self._write_failed.discard(kind)
-            log_event("state.written", f"Wrote {path} again.", file=str(path))
-        return True
+            },
+            force=force,
+            after_tick=after_tick,
+        )
 
     def _write_status(self, result: Refresh) -> None:
         self._status = {
@@ -1062,5 +941,5 @@ class Controller:
             "tasks_total": len(self.all_tasks),
             "tasks_for_host": len(self.tasks),
         }
-        self._state_dirty.add(STATUS_FILE)
+        self.files.dirty.add(STATUS_FILE)
         self._flush_state()
