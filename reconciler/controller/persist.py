@@ -128,9 +128,9 @@ class StateFiles:
             force or (after_tick and mono - self._history_written >= HISTORY_WRITE_EVERY_S)
         ):
             later, history = history, set()  # busy fleets: every few seconds at most
-            dirty -= later
+            dirty = dirty - later
         if not dirty:
-            return
+            return  # what waits stays in self.dirty
         self.dirty = later
         # Only the ledger guards a promise across power loss (at most once per due
         # second): it alone is fsynced. The others are atomic against a crash, which is
