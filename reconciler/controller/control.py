@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_REQUEST = 4096
+MAX_ANSWER = 65536
 REQUEST_TIMEOUT_S = 2.0  # for a whole request: a slow client cannot hold anything up
 
 
@@ -87,21 +88,7 @@ class ControlServer:
 
     @staticmethod
     def _read(conn: socket.socket) -> dict[str, Any]:
-        deadline = time.monotonic() + REQUEST_TIMEOUT_S
-        data = b""
-        while b"\n" not in data and len(data) < MAX_REQUEST:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ValueError("request not received in time")
-            conn.settimeout(left)
-            chunk = conn.recv(MAX_REQUEST)
-            if not chunk:
-                break
-            data += chunk
-        request = json.loads(data.split(b"\n", 1)[0] or b"null")
-        if not isinstance(request, dict):
-            raise ValueError("request must be a JSON object")
-        return request
+        return read_object(conn, time.monotonic() + REQUEST_TIMEOUT_S, MAX_REQUEST, "request")
 
     def take(self) -> list[Pending]:
         """Every complete request received so far (the loop's side)."""
@@ -144,13 +131,23 @@ def request(path: Path, payload: dict[str, Any], timeout: float = 10.0) -> dict[
         s.settimeout(timeout)
         s.connect(str(path))
         s.sendall(json.dumps(payload).encode() + b"\n")
-        data = b""
-        while b"\n" not in data:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    answer = json.loads(data.split(b"\n", 1)[0] or b"{}")
-    if not isinstance(answer, dict):
-        raise ValueError("bad answer from controller")
-    return answer
+        return read_object(s, time.monotonic() + timeout, MAX_ANSWER, "answer")
+
+
+def read_object(sock: socket.socket, deadline: float, limit: int, what: str) -> dict[str, Any]:
+    """One JSON object on one line, complete by `deadline` (monotonic), read from at most
+    `limit` bytes; ValueError otherwise."""
+    data = b""
+    while b"\n" not in data and len(data) < limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ValueError(f"{what} not received in time")
+        sock.settimeout(left)
+        chunk = sock.recv(limit)
+        if not chunk:
+            break
+        data += chunk
+    obj = json.loads(data.split(b"\n", 1)[0] or b"null")
+    if not isinstance(obj, dict):
+        raise ValueError(f"{what} must be a JSON object")
+    return obj

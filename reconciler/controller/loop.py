@@ -759,8 +759,20 @@ class Controller:
             level = "info" if outcome in ("succeeded", "stopped") else "warning"
         log_event("run.exited", note or message, level=level, **fields)
         self.metrics.run_finished(task, outcome, duration, ended_at)
-        self._remember(task, run_id, due, trigger, started_at, ended_at, exit_code, sig,
-                       outcome, error)
+        remembered = {
+            "run_id": run_id,
+            "due": due,
+            "trigger": trigger,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "exit_code": exit_code,
+            "signal": sig,
+            "outcome": outcome,
+            "duration_s": round(duration, 3),
+        }
+        if error:
+            remembered["error"] = error
+        self.files.remember(task, remembered)
         if kind != "daemon":
             return
         state = after_daemon_exit(
@@ -791,34 +803,6 @@ class Controller:
         for r in self.runs.values():
             counts[r.view.task] = counts.get(r.view.task, 0) + 1
         self.metrics.set_running(counts)
-
-    def _remember(
-        self,
-        task: str,
-        run_id: str,
-        due: int | None,
-        trigger: str,
-        started_at: float,
-        ended_at: float,
-        exit_code: int | None,
-        sig: str | None,
-        outcome: str,
-        error: str | None,
-    ) -> None:
-        item = {
-            "run_id": run_id,
-            "due": due,
-            "trigger": trigger,
-            "started_at": started_at,
-            "ended_at": ended_at,
-            "exit_code": exit_code,
-            "signal": sig,
-            "outcome": outcome,
-            "duration_s": round(max(0.0, ended_at - started_at), 3),
-        }
-        if error:
-            item["error"] = error
-        self.files.remember(task, item)
 
     # --- control requests ---------------------------------------------------------------
 
