@@ -179,6 +179,17 @@ def write_task(
     return path
 
 
+def cli(*args: str | Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run one `reconciler` command and capture what it prints."""
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def wait_until(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from controller_harness import cli
 
 FLEET = """\
 apiVersion: reconciler/v1
@@ -88,16 +87,6 @@ spec:
   command: ["true"]
   hosts: []
 """
-
-
-def cli(*args: str | Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture(scope="module")

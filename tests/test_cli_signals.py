@@ -13,18 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from controller_harness import ControllerProc, cli, wait_until
 
 from reconciler.state import CONTROLLER_FILE, LOCK_FILE, StateDir, process_start_ticks
-
-
-def cli(*args: str | Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def alive(proc: subprocess.Popen[bytes]) -> bool:
@@ -232,29 +223,13 @@ def status(state: Path) -> dict[str, object] | None:
     return json.loads(r.stdout) if r.returncode == 0 else None
 
 
-def wait_for(pred: object, timeout: float = 20.0) -> None:
-    assert callable(pred)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
-
-
 def test_real_controller(tmp_path: Path) -> None:
     spec, state = tmp_path / "specs", tmp_path / "state"
     spec.mkdir()
     (spec / "tasks.yaml").write_text(SPECS)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "apply", str(spec), "--state-dir", str(state),
-         "--log-format", "json", "--hostname", "test-host", "--host-ip", "10.99.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = ControllerProc(spec, state).proc  # the same flags as every controller test
     try:
-        wait_for(lambda: (s := status(state)) is not None and bool(s["running"]))
+        wait_until(lambda: (s := status(state)) is not None and bool(s["running"]))
 
         r = cli("run", "job", "--state-dir", state)
         assert r.returncode == 0, r.stderr
@@ -278,7 +253,7 @@ def test_real_controller(tmp_path: Path) -> None:
             s = status(state)
             return s is not None and any(t["name"] == "more" for t in s["tasks"])  # type: ignore[attr-defined]
 
-        wait_for(has_more)
+        wait_until(has_more)
 
         r = cli("stop", "--state-dir", state, "--timeout", "20")
         assert r.returncode == 0, r.stderr

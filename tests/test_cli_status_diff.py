@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from controller_harness import ControllerProc, cli
 
 from reconciler.controller.loop import applied_document
 from reconciler.spec import Task, load_paths
@@ -98,16 +98,6 @@ def edited_specs() -> str:
         "spec: {type: daemon, command: [/srv/new]}\n"
     )
     return "---\n".join(by_name.values())
-
-
-def cli(*args: str | Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def load_tasks(spec: Path) -> dict[str, Task]:
@@ -467,13 +457,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path,
     spec, state = base / "specs", base / "state"
     spec.mkdir()
     (spec / "tasks.yaml").write_text(LIVE_SPECS)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "apply", str(spec), "--state-dir", str(state),
-         "--log-format", "json", "--hostname", "test-host", "--host-ip", "10.99.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = ControllerProc(spec, state).proc  # the same flags as every controller test
     try:
         wait_status(
             state,
