@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler.hosts import HostIdentity, matches
 from reconciler.schedule import Schedule, parse_schedule
@@ -447,37 +447,12 @@ def diff(
 # --- what a running controller has in force ------------------------------------------
 
 
-@dataclass(frozen=True)
-class Ledger:
+class LedgerView(Protocol):
+    """What `applied_next_due` needs of the controller's ledger (controller.records)."""
+
     cursors: dict[str, int]
-    anchors: dict[str, tuple[str, int]]  # task -> (schedule text, anchor)
-    daemons: dict[str, dict[str, Any]]
 
-    def anchor(self, task: str, schedule_text: str | None) -> int | None:
-        """The `@every` anchor the controller uses, if it is for this schedule."""
-        found = self.anchors.get(task)
-        if found is None or found[0] != schedule_text:
-            return None
-        return found[1]
-
-
-def read_ledger(data: Any) -> Ledger:
-    if not isinstance(data, Mapping):
-        return Ledger({}, {}, {})
-    cursors = {
-        str(k): int(v)
-        for k, v in (data.get("cursors") or {}).items()
-        if isinstance(v, int) and not isinstance(v, bool)
-    }
-    anchors = {
-        str(k): (str(v.get("schedule")), int(v["at"]))
-        for k, v in (data.get("anchors") or {}).items()
-        if isinstance(v, Mapping) and isinstance(v.get("at"), int)
-    }
-    daemons = {
-        str(k): dict(v) for k, v in (data.get("daemons") or {}).items() if isinstance(v, Mapping)
-    }
-    return Ledger(cursors, anchors, daemons)
+    def anchor(self, task: str, schedule_text: str | None) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -506,7 +481,7 @@ def applied_schedule(task: AppliedTask) -> AppliedSchedule:
         return AppliedSchedule(None, zone, f"schedule: {exc}")
 
 
-def applied_next_due(task: AppliedTask, ledger: Ledger, now: float) -> int | None:
+def applied_next_due(task: AppliedTask, ledger: LedgerView, now: float) -> int | None:
     """When the controller next starts a run of this cron task, from its ledger.
 
     The next due time after the later of the ledger's cursor (the last due time

@@ -17,6 +17,7 @@ from typing import Any
 from reconciler import render
 from reconciler.commands.common import add_identity, add_state_dir, state_dir
 from reconciler.commands.status import unreadable
+from reconciler.controller.records import read_ledger
 from reconciler.fleet import (
     AppliedTask,
     Diff,
@@ -29,11 +30,10 @@ from reconciler.fleet import (
     load,
     plain,
     read_applied,
-    read_ledger,
     read_runs,
 )
 from reconciler.hosts import HostEntryError, HostIdentity, detect_identity
-from reconciler.state import APPLIED_FILE, LEDGER_FILE, RUNS_FILE, ControllerRef
+from reconciler.state import APPLIED_FILE, RUNS_FILE, ControllerRef
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -248,9 +248,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
         applied = read_applied(applied_data)
         runs = read_runs(sd.read_json(RUNS_FILE))
-        ledger = read_ledger(sd.read_json(LEDGER_FILE))
-        anchors = {n: at for n, (sched, at) in ledger.anchors.items()
-                   if n in applied and applied[n].spec.get("schedule") == sched}
+        ledger, _ = read_ledger(sd)
+        anchors = {n: at for n, t in applied.items()
+                   if (at := ledger.anchor(n, t.spec.get("schedule"))) is not None}
         if not (args.host_ip or args.hostname):
             identity = controller_identity(ref)
     if identity is None:

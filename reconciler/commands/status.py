@@ -12,20 +12,19 @@ from typing import Any
 
 from reconciler import render
 from reconciler.commands.common import add_state_dir, state_dir
+from reconciler.controller.records import Ledger, read_ledger
 from reconciler.fleet import (
     AppliedTask,
-    Ledger,
     LiveRun,
     applied_next_due,
     applied_schedule,
     read_applied,
-    read_ledger,
     read_runs,
 )
+from reconciler.reconcile import DaemonState
 from reconciler.state import (
     APPLIED_FILE,
     HISTORY_FILE,
-    LEDGER_FILE,
     RUNS_FILE,
     STATUS_FILE,
     ControllerRef,
@@ -81,22 +80,21 @@ def _daemon_state(
     task: AppliedTask, runs: list[LiveRun], ledger: Ledger, now: float
 ) -> dict[str, Any]:
     mine = [r for r in runs if r.task == task.name and r.kind == "daemon"]
-    info = ledger.daemons.get(task.name, {})
-    failures = int(info.get("failures") or 0)
+    info = ledger.daemons.get(task.name, DaemonState())
     if task.spec.get("suspend"):
         state = "stopping" if mine else "suspended"
     elif mine:
         state = "stopping" if all(r.stopping for r in mine) else "running"
-    elif float(info.get("not_before") or 0) > now:
+    elif info.not_before > now:
         state = "back-off"
-    elif info.get("finished_fingerprint"):
+    elif info.finished_fingerprint:
         state = "finished"
     else:
         state = "starting"
     return {
         "state": state,
-        "failures": failures,
-        "restart_at": info.get("not_before") if state == "back-off" else None,
+        "failures": info.failures,
+        "restart_at": info.not_before if state == "back-off" else None,
     }
 
 
@@ -107,7 +105,7 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
     status = status if isinstance(status, Mapping) else {}
     applied = read_applied(sd.read_json(APPLIED_FILE))
     runs = read_runs(sd.read_json(RUNS_FILE))
-    ledger = read_ledger(sd.read_json(LEDGER_FILE))
+    ledger, _ = read_ledger(sd)
     # One file per task; a controller of an older version kept them all in one.
     legacy = sd.read_json(HISTORY_FILE)
     legacy = legacy if isinstance(legacy, Mapping) else {}

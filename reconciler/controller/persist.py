@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from reconciler.controller.records import Ledger
+from reconciler.controller.records import Ledger, read_ledger
 from reconciler.obs import Metrics, log_event
 from reconciler.state import (
     HISTORY_DIR,
@@ -53,8 +53,8 @@ class StateFiles:
     # --- at start -------------------------------------------------------------------------
 
     def load_ledger(self) -> Ledger:
-        ledger = Ledger.from_json(self.state.read_json(LEDGER_FILE))
-        if ledger.replay(self.state.read_json(LEDGER_DELTA)):
+        ledger, behind = read_ledger(self.state)
+        if behind:
             self.dirty.add(LEDGER_FILE)  # fold the delta into a new snapshot
         return ledger
 

@@ -9,6 +9,7 @@ from typing import Any, TypeGuard
 from reconciler.fleet import hashed_document
 from reconciler.reconcile import DaemonState, RunView
 from reconciler.spec import Task
+from reconciler.state import LEDGER_DELTA, LEDGER_FILE, StateDir
 from reconciler.supervisor import RunHandle
 
 
@@ -69,6 +70,13 @@ class Ledger:
             "generation": self.generation,
         }
 
+    def anchor(self, task: str, schedule_text: str | None) -> int | None:
+        """The `@every` anchor in use for `task`, if it was set for this schedule text."""
+        found = self.anchors.get(task)
+        if found is None or found.get("schedule") != schedule_text:
+            return None
+        return int(found["at"])
+
     def delta(self, starting: dict[str, int]) -> dict[str, Any]:
         """The delta file: cursors moved since the snapshot, and the runs being started."""
         return {"generation": self.generation, "cursors": self.recent, "starting": starting}
@@ -125,6 +133,13 @@ class Ledger:
                     failed_fingerprint=failed,
                 )
         return ledger
+
+
+def read_ledger(state: StateDir) -> tuple[Ledger, bool]:
+    """The ledger as the controller left it: its snapshot, then the delta written after
+    it. The flag tells whether a delta applied (the snapshot is then behind)."""
+    ledger = Ledger.from_json(state.read_json(LEDGER_FILE))
+    return ledger, ledger.replay(state.read_json(LEDGER_DELTA))
 
 
 def _map(value: Any) -> dict[Any, Any]:
