@@ -536,11 +536,6 @@ class Controller:
             self.daemon_tasks,
             time.monotonic(),
         )
-        starting = {
-            a.task: a.due
-            for a in actions
-            if isinstance(a, StartRun) and a.due is not None and a.trigger == "schedule"
-        }
         if due:
             # The new cursors are on disk before any run of these due times exists, so a
             # crash can never start one of them twice: in the delta file, which holds
@@ -548,17 +543,22 @@ class Controller:
             # made one due task among 10,000 start 20 ms late). The fsync for power loss
             # follows the spawns (the flush below), off the path from due second to exec.
             self.ledger.recent.update({d.task: d.last for d in due if d.last is not None})
+            starting = {
+                a.task: a.due
+                for a in actions
+                if isinstance(a, StartRun) and a.due is not None and a.trigger == "schedule"
+            }
             self.files.write(LEDGER_DELTA, self.ledger.delta(starting))
             self.files.dirty.add(LEDGER_DELTA)
-        self._execute(actions)
-        if any(isinstance(a, StartRun) for a in actions):
+        if self._execute(actions):
             # Recorded at once, not at the end of the loop: a controller killed now must
             # find these runs (no second copy of a daemon), and runs.json comes before the
             # delta drops `starting`: a run is never both unrecorded and forgotten.
             self.files.dirty.discard(RUNS_FILE)
             self.files.write(RUNS_FILE, [r.record() for r in self.runs.values()])
 
-    def _execute(self, actions: list[Action]) -> None:
+    def _execute(self, actions: list[Action]) -> bool:
+        """Carry out the actions; True when something was started."""
         answers: dict[str, dict[str, Any]] = {}
         skips: dict[str, int] = {}
         for action in actions:
@@ -587,6 +587,7 @@ class Controller:
         self.pending = []
         if starts:
             self._running_changed()  # once per tick, not per start
+        return bool(starts)
 
     def _skip(self, action: SkipRun, counts: dict[str, int]) -> None:
         self.metrics.run_skipped(action.task, action.reason)
