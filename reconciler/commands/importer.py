@@ -21,8 +21,7 @@ from reconciler.importer import (
 )
 from reconciler.importer.emit import file_name
 from reconciler.spec import load_paths
-
-SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+from reconciler.spec.discovery import SUFFIXES
 
 
 def host_entry(text: str) -> str:
@@ -76,7 +75,7 @@ def _fail(message: str, code: int = 1) -> int:
 
 def _reserved_names(directory: Path) -> set[str]:
     """Names of tasks and spec files already in DIR, so that nothing is overwritten."""
-    names = {p.stem for p in directory.iterdir() if p.suffix in SPEC_SUFFIXES}
+    names = {p.stem for p in directory.iterdir() if p.suffix in SUFFIXES}
     names.update(load_paths([str(directory)]).tasks)
     return names
 

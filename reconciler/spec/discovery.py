@@ -24,10 +24,6 @@ def ignored(name: str) -> bool:
     return name.startswith(".") or name.endswith(_LEFTOVERS)
 
 
-def is_task_file_name(name: str) -> bool:
-    return not ignored(name) and name.endswith(SUFFIXES)
-
-
 def _display(path: str) -> str:
     return os.path.normpath(path) if path not in ("", ".") else path
 

@@ -111,10 +111,8 @@ class Supervisor:
         """Runs started inside are read from only when the block ends (their output
         waits in the pipe): the caller can log that they started before any of their
         output, and the pump thread wakes once, not once per run. Call from the thread
-        that calls start()."""
-        if self._held is not None:
-            yield  # nested: the outer block releases
-            return
+        that calls start(); not nested."""
+        assert self._held is None, "holding_output() is not reentrant"
         self._held = []
         try:
             yield
