@@ -157,6 +157,14 @@ class DaemonState:
     failed_fingerprint: str | None = None
 
 
+@dataclass
+class CursorMoves:
+    """What DueQueue.sync moved: new cursors, and the schedule each is now set under."""
+
+    cursors: dict[str, int] = field(default_factory=dict)
+    schedules: dict[str, str] = field(default_factory=dict)
+
+
 # --- due times ------------------------------------------------------------------------
 
 
@@ -269,18 +277,21 @@ class DueQueue:
     def sync(
         self,
         tasks: Mapping[str, TaskLike],
-        cursors: dict[str, int],
+        cursors: Mapping[str, int],
         anchors: Mapping[str, int],
         now: int,
         only: set[str] | None = None,
-        schedules: dict[str, str] | None = None,
-    ) -> None:
-        """Bring the queue in line with `tasks`; cursors of new or rescheduled tasks move to now.
+        schedules: Mapping[str, str] | None = None,
+    ) -> CursorMoves:
+        """Bring the queue in line with `tasks`; cursors of new or rescheduled tasks move to
+        now. Returns those moves (and the schedule each cursor is now set under) for the
+        caller to keep: the queue changes nothing it is handed.
 
         `only`: the names that may have changed (None: all of them). `schedules`: the
         schedule (text and zone) each cursor was set under, kept with the cursors: a cursor
         left by a previous controller under another schedule is not caught up from.
         """
+        moves = CursorMoves()
         names = tasks.keys() if only is None else [n for n in only if n in tasks]
         wanted = {
             name: t
@@ -299,17 +310,20 @@ class DueQueue:
                 continue
             written = f"{key[0]}|{key[1]}"
             stale = schedules is not None and schedules.get(name, written) != written
-            if name in self._key or name in self._removed or name not in cursors or stale:
+            cursor = cursors.get(name)
+            if name in self._key or name in self._removed or cursor is None or stale:
                 # New, rescheduled, or back after a removal: only future times are due
                 # (nothing was due while it did not exist). The old cursor still bars
                 # any due time handled before.
-                cursors[name] = max(cursors.get(name, now), now)
+                cursor = max(now if cursor is None else cursor, now)
+                moves.cursors[name] = cursor
                 self._removed.discard(name)
-            if schedules is not None:
-                schedules[name] = written
+            if schedules is not None and schedules.get(name) != written:
+                moves.schedules[name] = written
             self._key[name] = key
             assert task.schedule is not None
-            self._push(name, task.schedule.next_after(cursors[name], task.timezone, anchor))
+            self._push(name, task.schedule.next_after(cursor, task.timezone, anchor))
+        return moves
 
     def _forget(self, name: str) -> None:
         self._removed.add(name)
@@ -339,10 +353,12 @@ class DueQueue:
         self,
         now: int,
         tasks: Mapping[str, TaskLike],
-        cursors: dict[str, int],
+        cursors: Mapping[str, int],
         anchors: Mapping[str, int],
     ) -> list[DueSet]:
-        """Every task with a due time at or before `now`; advances cursors and the heap."""
+        """Every task with a due time at or before `now`; advances the heap. Each DueSet's
+        `last` is its task's new cursor: the caller records it (the journal), the queue
+        changes no cursor."""
         out: list[DueSet] = []
         while self._heap and self._heap[0].due <= now:
             item = heapq.heappop(self._heap)
@@ -362,7 +378,6 @@ class DueQueue:
                 anchors.get(name),
             )
             if due.last is not None:
-                cursors[name] = due.last
                 out.append(due)
             self._push(name, nxt)
         out.sort(key=lambda d: d.task)
@@ -425,22 +440,27 @@ def _admit(
     return len(holding) < task.max_concurrency, []
 
 
-def reconcile(
-    now: float,
-    tasks: Mapping[str, TaskLike],
-    due: Sequence[DueSet],
-    observed: Sequence[RunView],
-    daemons: Mapping[str, DaemonState],
-    manual: Sequence[ManualRequest] = (),
-    reboot: Sequence[str] = (),
-    daemon_tasks: Mapping[str, TaskLike] | None = None,
-    mono: float | None = None,
-) -> list[Action]:
-    """What to do now. `tasks` are this host's tasks; `due` comes from DueQueue.pop_due.
+@dataclass(frozen=True)
+class Inputs:
+    """Everything one decision looks at."""
 
-    `daemon_tasks`, when given, are the daemons among `tasks` (kept by the caller so a tick
-    does not scan every task).
-    """
+    now: float
+    tasks: Mapping[str, TaskLike]  # this host's tasks
+    due: Sequence[DueSet] = ()  # from DueQueue.pop_due
+    observed: Sequence[RunView] = ()  # the live runs
+    daemons: Mapping[str, DaemonState] = field(default_factory=dict)
+    manual: Sequence[ManualRequest] = ()
+    reboot: Sequence[str] = ()  # @reboot tasks to start now
+    # The daemons among `tasks`, kept by the caller so a tick does not scan every task.
+    daemon_tasks: Mapping[str, TaskLike] | None = None
+    mono: float | None = None  # the monotonic clock, for the age of our own runs
+
+
+def reconcile(inputs: Inputs) -> list[Action]:
+    """What to do now."""
+    now, tasks, due, observed = inputs.now, inputs.tasks, inputs.due, inputs.observed
+    daemons, manual, reboot, mono = inputs.daemons, inputs.manual, inputs.reboot, inputs.mono
+    daemon_tasks = inputs.daemon_tasks
     actions: list[Action] = []
     stopping_now: set[str] = set()
 

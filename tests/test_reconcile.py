@@ -6,10 +6,13 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from reconciler.reconcile import (
+    Action,
+    DueSet,
     BACKOFF_MAX_S,
     MAX_ENUMERATED_DUE,
     DaemonState,
     DueQueue,
+    Inputs,
     ManualRequest,
     RefuseRun,
     RunView,
@@ -52,6 +55,43 @@ class FakeTask:
 
     def process_fingerprint(self) -> str:
         return self.fingerprint
+
+
+def decide(
+    now: float,
+    tasks: dict[str, FakeTask],
+    due: list[DueSet],
+    observed: list[RunView],
+    daemons: dict[str, DaemonState],
+    manual: list[ManualRequest] | tuple[()] = (),
+    reboot: list[str] | tuple[()] = (),
+    **kw: object,
+) -> list[Action]:
+    return reconcile(
+        Inputs(now=now, tasks=tasks, due=due, observed=observed, daemons=daemons,
+               manual=manual, reboot=reboot, **kw)  # type: ignore[arg-type]
+    )
+
+
+def sync(
+    q: DueQueue,
+    tasks: dict[str, FakeTask],
+    cursors: dict[str, int],
+    now: int,
+    schedules: dict[str, str] | None = None,
+) -> None:
+    """DueQueue.sync, keeping the moves it returns (as the journal does)."""
+    moves = q.sync(tasks, cursors, {}, now, schedules=schedules)
+    cursors.update(moves.cursors)
+    if schedules is not None:
+        schedules.update(moves.schedules)
+
+
+def pop(q: DueQueue, now: int, tasks: dict[str, FakeTask], cursors: dict[str, int]) -> list[DueSet]:
+    """DueQueue.pop_due, recording each due set's new cursor (as the journal does)."""
+    got = q.pop_due(now, tasks, cursors, {})
+    cursors.update({d.task: d.last for d in got if d.last is not None})
+    return got
 
 
 def run(task: str, run_id: str, started: float, kind: str = "cron", **kw: object) -> RunView:
@@ -112,23 +152,23 @@ def test_due_queue_due_at_most_once_per_second_and_clock_back() -> None:
     tasks = {"a": FakeTask("a")}
     q = DueQueue()
     cursors: dict[str, int] = {}
-    q.sync(tasks, cursors, {}, T0)
-    assert q.pop_due(T0, tasks, cursors, {}) == []  # first seen at T0: T0 itself is not due
-    got = q.pop_due(T0 + 1, tasks, cursors, {})
+    sync(q, tasks, cursors, T0)
+    assert pop(q, T0, tasks, cursors) == []  # first seen at T0: T0 itself is not due
+    got = pop(q, T0 + 1, tasks, cursors)
     assert [d.run for d in got] == [T0 + 1]
-    assert q.pop_due(T0 + 1, tasks, cursors, {}) == []
+    assert pop(q, T0 + 1, tasks, cursors) == []
     # Clock steps back: nothing handled is due again.
-    assert q.pop_due(T0 - 100, tasks, cursors, {}) == []
-    assert q.pop_due(T0 + 1, tasks, cursors, {}) == []
-    assert [d.run for d in q.pop_due(T0 + 2, tasks, cursors, {})] == [T0 + 2]
+    assert pop(q, T0 - 100, tasks, cursors) == []
+    assert pop(q, T0 + 1, tasks, cursors) == []
+    assert [d.run for d in pop(q, T0 + 2, tasks, cursors)] == [T0 + 2]
 
 
 def test_due_queue_restart_resumes_from_ledger() -> None:
     tasks = {"a": FakeTask("a")}
     cursors = {"a": T0 + 3}  # the previous controller handled up to T0+3
     q = DueQueue()
-    q.sync(tasks, cursors, {}, T0 + 6)
-    got = q.pop_due(T0 + 6, tasks, cursors, {})
+    sync(q, tasks, cursors, T0 + 6)
+    got = pop(q, T0 + 6, tasks, cursors)
     assert got[0].run == T0 + 6
     assert got[0].coalesced == (T0 + 4, T0 + 5)
 
@@ -137,10 +177,10 @@ def test_due_queue_reschedule_does_not_backfill() -> None:
     q = DueQueue()
     cursors: dict[str, int] = {}
     tasks = {"a": FakeTask("a", schedule=Every(3600, text="hourly"))}
-    q.sync(tasks, cursors, {}, T0)
+    sync(q, tasks, cursors, T0)
     tasks = {"a": FakeTask("a", schedule=Every(1, text="secondly"))}
-    q.sync(tasks, cursors, {}, T0 + 1800)
-    got = q.pop_due(T0 + 1801, tasks, cursors, {})
+    sync(q, tasks, cursors, T0 + 1800)
+    got = pop(q, T0 + 1801, tasks, cursors)
     assert [d.run for d in got] == [T0 + 1801]
     assert got[0].deadline == () and got[0].coalesced == ()
 
@@ -148,30 +188,30 @@ def test_due_queue_reschedule_does_not_backfill() -> None:
 def test_due_queue_forgets_removed_tasks() -> None:
     q = DueQueue()
     cursors: dict[str, int] = {}
-    q.sync({"a": FakeTask("a")}, cursors, {}, T0)
-    q.sync({}, cursors, {}, T0)
-    assert q.pop_due(T0 + 5, {}, cursors, {}) == []
+    sync(q, {"a": FakeTask("a")}, cursors, T0)
+    sync(q, {}, cursors, T0)
+    assert pop(q, T0 + 5, {}, cursors) == []
     assert len(q) == 0
 
 
 def test_forbid_skips_at_the_limit() -> None:
     task = FakeTask("a")
     due, _ = collect_due("a", Every(), UTC, T0, T0 + 1, 10)
-    actions = reconcile(T0 + 1, {"a": task}, [due], [run("a", "r1", T0 - 5)], {})
+    actions = decide(T0 + 1, {"a": task}, [due], [run("a", "r1", T0 - 5)], {})
     assert actions == [SkipRun("a", T0 + 1, "max-concurrency")]
 
 
 def test_forbid_counts_runs_being_stopped() -> None:
     task = FakeTask("a")
     due, _ = collect_due("a", Every(), UTC, T0, T0 + 1, 10)
-    actions = reconcile(T0 + 1, {"a": task}, [due], [run("a", "r1", T0 - 5, stopping="timeout")], {})
+    actions = decide(T0 + 1, {"a": task}, [due], [run("a", "r1", T0 - 5, stopping="timeout")], {})
     assert actions == [SkipRun("a", T0 + 1, "max-concurrency")]
 
 
 def test_max_concurrency_two_allows_a_second() -> None:
     task = FakeTask("a", max_concurrency=2)
     due, _ = collect_due("a", Every(), UTC, T0, T0 + 1, 10)
-    actions = reconcile(T0 + 1, {"a": task}, [due], [run("a", "r1", T0 - 5)], {})
+    actions = decide(T0 + 1, {"a": task}, [due], [run("a", "r1", T0 - 5)], {})
     assert actions == [StartRun("a", T0 + 1, "schedule")]
 
 
@@ -179,18 +219,18 @@ def test_replace_stops_oldest_and_starts_at_once() -> None:
     task = FakeTask("a", concurrency_policy="Replace", max_concurrency=2)
     due, _ = collect_due("a", Every(), UTC, T0, T0 + 1, 10)
     live = [run("a", "new", T0 - 1), run("a", "old", T0 - 9)]
-    actions = reconcile(T0 + 1, {"a": task}, [due], live, {})
+    actions = decide(T0 + 1, {"a": task}, [due], live, {})
     assert actions == [StopRun("old", "replaced", 30.0), StartRun("a", T0 + 1, "schedule")]
 
 
 def test_timeout_uses_the_limits_the_run_started_with() -> None:
     live = [run("gone", "r1", T0 - 100, timeout_s=50), run("gone", "r2", T0 - 10, timeout_s=50)]
-    actions = reconcile(T0, {}, [], live, {})
+    actions = decide(T0, {}, [], live, {})
     assert actions == [StopRun("r1", "timeout", 30.0)]
 
 
 def test_removed_task_leaves_cron_runs_alone() -> None:
-    actions = reconcile(T0, {}, [], [run("gone", "r1", T0 - 100)], {})
+    actions = decide(T0, {}, [], [run("gone", "r1", T0 - 100)], {})
     assert actions == []
 
 
@@ -198,7 +238,7 @@ def test_suspended_skips_and_stops_daemons() -> None:
     cron = FakeTask("c", suspend=True)
     daemon = FakeTask("d", type="daemon", schedule=None, suspend=True)
     due, _ = collect_due("c", Every(), UTC, T0, T0 + 1, 10)
-    actions = reconcile(
+    actions = decide(
         T0 + 1,
         {"c": cron, "d": daemon},
         [due],
@@ -212,21 +252,21 @@ def test_suspended_skips_and_stops_daemons() -> None:
 
 def test_daemon_started_when_absent_and_left_when_running() -> None:
     d = FakeTask("d", type="daemon", schedule=None)
-    assert reconcile(T0, {"d": d}, [], [], {}) == [StartRun("d", None, "daemon")]
-    assert reconcile(T0, {"d": d}, [], [run("d", "r", T0 - 5, kind="daemon")], {}) == []
+    assert decide(T0, {"d": d}, [], [], {}) == [StartRun("d", None, "daemon")]
+    assert decide(T0, {"d": d}, [], [run("d", "r", T0 - 5, kind="daemon")], {}) == []
 
 
 def test_daemon_changed_is_restarted_after_the_old_one_is_gone() -> None:
     d = FakeTask("d", type="daemon", schedule=None, fingerprint="fp2")
     old = run("d", "r", T0 - 5, kind="daemon")
-    assert reconcile(T0, {"d": d}, [], [old], {}) == [StopRun("r", "changed", 30.0)]
+    assert decide(T0, {"d": d}, [], [old], {}) == [StopRun("r", "changed", 30.0)]
     stopping = run("d", "r", T0 - 5, kind="daemon", stopping="changed")
-    assert reconcile(T0, {"d": d}, [], [stopping], {}) == []
-    assert reconcile(T0, {"d": d}, [], [], {}) == [StartRun("d", None, "daemon")]
+    assert decide(T0, {"d": d}, [], [stopping], {}) == []
+    assert decide(T0, {"d": d}, [], [], {}) == [StartRun("d", None, "daemon")]
 
 
 def test_daemon_removed_is_stopped() -> None:
-    assert reconcile(T0, {}, [], [run("d", "r", T0 - 5, kind="daemon")], {}) == [
+    assert decide(T0, {}, [], [run("d", "r", T0 - 5, kind="daemon")], {}) == [
         StopRun("r", "removed", 30.0)
     ]
 
@@ -251,8 +291,8 @@ def test_daemon_backoff_grows_and_caps_and_resets() -> None:
     )
     assert state.not_before - (t + 601) == 1
     d = FakeTask("d", type="daemon", schedule=None)
-    assert reconcile(state.not_before - 0.5, {"d": d}, [], [], {"d": state}) == []
-    assert reconcile(state.not_before, {"d": d}, [], [], {"d": state}) == [StartRun("d", None, "daemon")]
+    assert decide(state.not_before - 0.5, {"d": d}, [], [], {"d": state}) == []
+    assert decide(state.not_before, {"d": d}, [], [], {"d": state}) == [StartRun("d", None, "daemon")]
 
 
 def test_restart_policies() -> None:
@@ -264,9 +304,9 @@ def test_restart_policies() -> None:
     bad = after_daemon_exit(DaemonState(), restart_policy="OnFailure", exit_code=2, **kw)  # type: ignore[arg-type]
     assert bad.finished_fingerprint is None and bad.not_before == T0 + 6
     d = FakeTask("d", type="daemon", schedule=None, restart_policy="Never")
-    assert reconcile(T0 + 100, {"d": d}, [], [], {"d": never}) == []
+    assert decide(T0 + 100, {"d": d}, [], [], {"d": never}) == []
     changed = FakeTask("d", type="daemon", schedule=None, restart_policy="Never", fingerprint="fp2")
-    assert reconcile(T0 + 100, {"d": changed}, [], [], {"d": never}) == [StartRun("d", None, "daemon")]
+    assert decide(T0 + 100, {"d": changed}, [], [], {"d": never}) == [StartRun("d", None, "daemon")]
     stopped = after_daemon_exit(DaemonState(failures=3, not_before=1), restart_policy="Always",
                                 exit_code=None, **{**kw, "stop_reason": "changed"})  # type: ignore[arg-type]
     assert stopped.not_before == 0.0
@@ -275,23 +315,23 @@ def test_restart_policies() -> None:
 def test_manual_runs_respect_concurrency() -> None:
     task = FakeTask("a")
     req = ManualRequest("q1", "a")
-    assert reconcile(T0, {"a": task}, [], [], {}, [req]) == [StartRun("a", None, "manual", "q1")]
-    assert reconcile(T0, {"a": task}, [], [run("a", "r", T0 - 1)], {}, [req]) == [
+    assert decide(T0, {"a": task}, [], [], {}, [req]) == [StartRun("a", None, "manual", "q1")]
+    assert decide(T0, {"a": task}, [], [run("a", "r", T0 - 1)], {}, [req]) == [
         RefuseRun("a", "q1", "max-concurrency")
     ]
-    assert reconcile(T0, {}, [], [], {}, [req]) == [RefuseRun("a", "q1", "no such task on this host")]
+    assert decide(T0, {}, [], [], {}, [req]) == [RefuseRun("a", "q1", "no such task on this host")]
 
 
 def test_two_starts_in_one_tick_count_against_the_limit() -> None:
     task = FakeTask("a")
     due, _ = collect_due("a", Every(), UTC, T0, T0 + 1, 10)
-    actions = reconcile(T0 + 1, {"a": task}, [due], [], {}, [ManualRequest("q", "a")])
+    actions = decide(T0 + 1, {"a": task}, [due], [], {}, [ManualRequest("q", "a")])
     assert actions == [StartRun("a", T0 + 1, "schedule"), RefuseRun("a", "q", "max-concurrency")]
 
 
 def test_reboot_runs_once_at_start() -> None:
     task = FakeTask("boot", schedule=None)
-    assert reconcile(T0, {"boot": task}, [], [], {}, reboot=["boot"]) == [
+    assert decide(T0, {"boot": task}, [], [], {}, reboot=["boot"]) == [
         StartRun("boot", T0, "reboot")
     ]
 
@@ -300,11 +340,11 @@ def test_due_queue_removed_then_readded_does_not_catch_up() -> None:
     q = DueQueue()
     cursors: dict[str, int] = {}
     tasks = {"a": FakeTask("a")}
-    q.sync(tasks, cursors, {}, T0)
-    assert [d.run for d in q.pop_due(T0 + 1, tasks, cursors, {})] == [T0 + 1]
-    q.sync({}, cursors, {}, T0 + 2)
-    q.sync(tasks, cursors, {}, T0 + 6)  # back four seconds later
-    got = q.pop_due(T0 + 7, tasks, cursors, {})
+    sync(q, tasks, cursors, T0)
+    assert [d.run for d in pop(q, T0 + 1, tasks, cursors)] == [T0 + 1]
+    sync(q, {}, cursors, T0 + 2)
+    sync(q, tasks, cursors, T0 + 6)  # back four seconds later
+    got = pop(q, T0 + 7, tasks, cursors)
     assert [d.run for d in got] == [T0 + 7]
     assert got[0].coalesced == () and got[0].deadline == ()
 
@@ -315,12 +355,28 @@ def test_due_queue_cursor_of_another_schedule_is_not_caught_up_from() -> None:
     cursors = {"a": T0}
     schedules = {"a": "hourly|UTC"}  # what the previous controller ran it under
     q = DueQueue()
-    q.sync(tasks, cursors, {}, T0 + 5, schedules=schedules)
-    got = q.pop_due(T0 + 6, tasks, cursors, {})
+    sync(q, tasks, cursors, T0 + 5, schedules=schedules)
+    got = pop(q, T0 + 6, tasks, cursors)
     assert [d.run for d in got] == [T0 + 6] and got[0].coalesced == ()
     assert schedules == {"a": "secondly|UTC"}
     # The same schedule as recorded: caught up within the deadline, as after a crash.
     cursors2, schedules2 = {"a": T0}, {"a": "secondly|UTC"}
     q2 = DueQueue()
-    q2.sync(tasks, cursors2, {}, T0 + 5, schedules=schedules2)
+    sync(q2, tasks, cursors2, T0 + 5, schedules=schedules2)
     assert q2.pop_due(T0 + 5, tasks, cursors2, {})[0].coalesced == (T0 + 1, T0 + 2, T0 + 3, T0 + 4)
+
+
+def test_due_queue_changes_no_cursor_it_is_handed() -> None:
+    """The queue reports moves; keeping them is the journal's job (one home for the
+    at-most-once protocol)."""
+    tasks = {"a": FakeTask("a")}
+    cursors: dict[str, int] = {}
+    schedules: dict[str, str] = {}
+    q = DueQueue()
+    moves = q.sync(tasks, cursors, {}, T0, schedules=schedules)
+    assert cursors == {} and schedules == {}
+    assert moves.cursors == {"a": T0} and moves.schedules == {"a": "every|UTC"}
+    cursors.update(moves.cursors)
+    got = q.pop_due(T0 + 3, tasks, cursors, {})
+    assert cursors == {"a": T0}
+    assert [(d.run, d.last, d.coalesced) for d in got] == [(T0 + 3, T0 + 3, (T0 + 1, T0 + 2))]

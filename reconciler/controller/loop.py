@@ -43,6 +43,7 @@ from reconciler.reconcile import (
     Action,
     DaemonState,
     DueQueue,
+    Inputs,
     ManualRequest,
     RefuseRun,
     RunView,
@@ -474,7 +475,7 @@ class Controller:
         now = math.floor(self.clock())
         anchors = self._every_anchors(now)
         self._anchors = anchors
-        self.queue.sync(
+        moves = self.queue.sync(
             mine,
             self.ledger.cursors,
             anchors,
@@ -482,6 +483,8 @@ class Controller:
             only=None if initial else touched,
             schedules=self.ledger.schedules,
         )
+        self.ledger.cursors.update(moves.cursors)
+        self.ledger.schedules.update(moves.schedules)
         for name in touched:
             task = mine.get(name)
             if task is None or not task.suspend:
@@ -525,16 +528,19 @@ class Controller:
         due = self.queue.pop_due(second, self.tasks, self.ledger.cursors, anchors)
         manual = [m for m, _ in self.pending]
         now = self.clock()
+        self.ledger.cursors.update({d.task: d.last for d in due if d.last is not None})
         actions = reconcile(
-            now,
-            self.tasks,
-            due,
-            [r.view for r in self.runs.values()],
-            self.ledger.daemons,
-            manual,
-            reboot,
-            self.daemon_tasks,
-            time.monotonic(),
+            Inputs(
+                now=now,
+                tasks=self.tasks,
+                due=due,
+                observed=[r.view for r in self.runs.values()],
+                daemons=self.ledger.daemons,
+                manual=manual,
+                reboot=reboot,
+                daemon_tasks=self.daemon_tasks,
+                mono=time.monotonic(),
+            )
         )
         if due:
             # The new cursors are on disk before any run of these due times exists, so a
