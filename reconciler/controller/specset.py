@@ -2,18 +2,21 @@
 
 A file that fails validation changes nothing (its last good tasks stay in force); a file
 that is gone takes its tasks with it; a spec directory that is gone as a whole is an error
-that changes nothing. Unchanged files (same inode, size, mtime and ctime) are not parsed
+that changes nothing. "Gone" means a successful read shows it gone: a file under a folder
+that could not be read (EACCES, EMFILE, EIO), or that could not be opened, keeps its last
+good tasks. Unchanged files (same inode, size, mtime and ctime) are not parsed
 again, so an edit among 10,000 tasks costs one file's parse.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.spec import FileLoad, SpecError, Task, load_file
-from reconciler.spec.discovery import discover_roots
+from reconciler.spec.discovery import discover_tree
 from reconciler.spec.zones import host_zone
 
 Signature = tuple[int, int, int, int, int]
@@ -25,6 +28,17 @@ def _signature(path: Path) -> Signature | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _not_a_directory(root: Path) -> str | None:
+    """Why the spec directory cannot be walked as such, or None."""
+    try:
+        st = os.stat(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({(exc.strerror or str(exc)).lower()})"
+    return None if stat.S_ISDIR(st.st_mode) else "is not a directory"
 
 
 @dataclass
@@ -48,17 +62,18 @@ class SpecSet:
         return [e for f in sorted(self._errors) for e in self._errors[f]]
 
     def refresh(self) -> Refresh:
-        if not self.root.is_dir():
-            what = "does not exist" if not self.root.exists() else "is not a directory"
+        what = _not_a_directory(self.root)
+        if what is not None:
             return Refresh(
                 tasks=self.tasks,
                 errors=self.errors,
                 dir_error=f"spec directory {self.root} {what}; keeping the tasks in force",
             )
-        found, discovery_errors = discover_roots([self.root])
+        discovery = discover_tree([self.root])
+        found = discovery.found
         tz = host_zone()
         errors: dict[str, list[SpecError]] = {}
-        for err in discovery_errors:
+        for err in discovery.errors:
             errors.setdefault(err.file, []).append(err)
         parsed: dict[str, tuple[Signature | None, FileLoad]] = {}
         changed: list[str] = []
@@ -72,6 +87,15 @@ class SpecSet:
             load = load_file(path, key, root=root, host_tz=tz)
             parsed[key] = (sig, load)
             changed.append(key)
+        # Under a folder that could not be read, a file not found is unknown, not gone.
+        unknown = [
+            key
+            for key in self._parsed.keys() | self._good.keys()
+            if key not in parsed and discovery.under_unreadable(key)
+        ]
+        for key in unknown:
+            if key in self._parsed:
+                parsed[key] = self._parsed[key]
         self._parsed = parsed
 
         good: dict[str, FileLoad] = {}
@@ -82,8 +106,9 @@ class SpecSet:
                     good[key] = self._good[key]
             else:
                 good[key] = load
-        # Files refused at discovery (permissions, unreadable) keep their last good tasks.
-        for key in errors:
+        # Files refused at discovery (permissions, unreadable) keep their last good tasks,
+        # as do files under a folder that could not be read.
+        for key in [*errors, *unknown]:
             if key not in good and key in self._good:
                 good[key] = self._good[key]
 
