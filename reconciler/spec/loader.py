@@ -116,7 +116,7 @@ def _read(path: str, display: str, ctx: _Context) -> str | FileLoad:
                 display, f"file is larger than 1 MiB ({st.st_size} bytes); refused unread"
             )
         if ctx.check_permissions:
-            reason = unsafe_reason(path, st.st_mode, ctx.root, ctx.folder_verdicts)
+            reason = unsafe_reason(path, st, ctx.root, ctx.folder_verdicts)
             if reason:
                 return _file_error(display, reason)
         chunks = []
