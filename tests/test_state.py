@@ -15,6 +15,7 @@ from reconciler.state import (
     LEDGER_FILE,
     StateDir,
     StateError,
+    StateFileError,
     default_state_dir,
     process_start_ticks,
 )
@@ -57,7 +58,8 @@ def test_writes_replace_symlinks_instead_of_following_them(tmp_path: Path) -> No
     victim = tmp_path / "victim"
     victim.write_text("precious")
     os.symlink(victim, sd.path / LEDGER_FILE)
-    assert sd.read_json(LEDGER_FILE) is None  # reads do not follow it either
+    with pytest.raises(StateFileError, match="is a symbolic link"):
+        sd.read_json(LEDGER_FILE)  # reads do not follow it either
     sd.write_json(LEDGER_FILE, {"cursors": {}})
     assert victim.read_text() == "precious"
     assert not (sd.path / LEDGER_FILE).is_symlink()

@@ -1,9 +1,10 @@
 """`reconciler reload`, `stop` and `run NAME`: talk to the running controller.
 
-A pid is signalled only when it is the controller recorded in the state directory: its
-lock is held and the process start time matches (`StateDir.find_controller`). The pid is
-pinned with a pidfd and checked once more before the signal, so a pid reused in between
-is never hit.
+A pid is signalled only when it is the controller recorded in a trusted state directory:
+the directory is this user's or root's, writable by nobody else, in folders nobody else can
+rename it from (`StateDir.untrusted`); the recorded pid holds its lock and has the
+recorded start time (`StateDir.find_controller`). The pid is pinned with a pidfd and
+checked once more before the signal, so a pid reused in between is never hit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from collections.abc import Callable
 from reconciler import render
 from reconciler.commands.common import add_state_dir, state_dir
 from reconciler.commands.status import find
-from reconciler.state import CONTROL_SOCKET, ControllerRef, StateDir, process_start_ticks
+from reconciler.state import (
+    CONTROL_SOCKET,
+    ControllerRef,
+    StateDir,
+    StateError,
+    process_start_ticks,
+)
 
 STOP_TIMEOUT_S = 60.0
 POLL_S = 0.1
@@ -137,7 +144,10 @@ def run_stop(args: argparse.Namespace) -> int:
           file=sys.stderr)
 
     def gone() -> bool:
-        current = sd.find_controller()
+        try:
+            current = sd.find_controller()
+        except StateError:
+            return not _alive(ref)
         return not _alive(ref) or current is None or current.pid != ref.pid
 
     if wait_for(gone, args.timeout):

@@ -29,6 +29,7 @@ from reconciler.state import (
     STATUS_FILE,
     ControllerRef,
     StateDir,
+    StateError,
     history_file,
 )
 
@@ -47,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def unreadable(sd: StateDir) -> str | None:
-    """Why the state directory cannot be inspected by this user, if it cannot."""
+    """Why the state directory cannot be inspected by this user, if it cannot: no access,
+    or a state file that is not a regular file (read, it could hang the command)."""
     if not sd.path.exists():
         return None
     if not os.access(sd.path, os.R_OK | os.X_OK):
@@ -55,16 +57,28 @@ def unreadable(sd: StateDir) -> str | None:
             f"cannot read state directory {sd.path}: permission denied "
             "(run as the controller's user)"
         )
+    try:
+        sd.check_files()
+    except StateError as exc:
+        return str(exc)
     return None
 
 
 def find(sd: StateDir, command: str) -> ControllerRef | None:
-    """The verified controller, or None after saying why on stderr."""
-    problem = unreadable(sd)
+    """The verified controller, or None after saying why on stderr.
+
+    The state directory must be one nobody else could have forged (`StateDir.untrusted`)
+    and the pid it records must hold the lock with the recorded start time.
+    """
+    problem = unreadable(sd) or sd.untrusted()
     if problem:
         render.error(command, problem)
         return None
-    ref = sd.find_controller()
+    try:
+        ref = sd.find_controller()
+    except StateError as exc:
+        render.error(command, str(exc))
+        return None
     if ref is None:
         render.error(command, f"no controller is running for state directory {sd.path}")
     return ref
@@ -301,7 +315,11 @@ def run(args: argparse.Namespace) -> int:
     if ref is None:
         return 1
     now = time.time()
-    data = collect(sd, ref, now)
+    try:
+        data = collect(sd, ref, now)
+    except StateError as exc:  # a state file swapped for a FIFO since the check
+        render.error("status", str(exc))
+        return 1
     if args.output == "json":
         render.dump_json(data)
         return 0

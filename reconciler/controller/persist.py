@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from reconciler.controller.records import Ledger, read_ledger
+from reconciler.controller.records import Ledger, load_ledger
 from reconciler.obs import Metrics, log_event
 from reconciler.state import (
     HISTORY_DIR,
@@ -25,6 +25,7 @@ from reconciler.state import (
     LEDGER_FILE,
     RUNS_FILE,
     StateDir,
+    StateFileError,
     history_file,
     task_of_history_file,
 )
@@ -49,14 +50,41 @@ class StateFiles:
         self._history_written = 0.0
         self._failed: set[str] = set()  # what failed to write last time (logged once)
         self._legacy_history = False
+        self._damaged: set[str] = set()  # files reported as damaged (once each)
+        self._damaged_delta = False  # a damaged delta goes with the next snapshot
 
     # --- at start -------------------------------------------------------------------------
 
     def load_ledger(self) -> Ledger:
-        ledger, behind = read_ledger(self.state)
-        if behind:
-            self.dirty.add(LEDGER_FILE)  # fold the delta into a new snapshot
-        return ledger
+        """The ledger at start. A damaged ledger file is reported (`state.damaged`) and a
+        copy of it kept as `<name>.damaged`; the controller goes on with what
+        `load_ledger` could rebuild. The damaged file stays in place (its time of writing
+        is what bars old due times, should this start be cut short) until the first
+        flush replaces it with a sound snapshot: the next start has nothing to report."""
+        found = load_ledger(self.state)
+        for exc in found.damaged:
+            name = exc.path.name
+            kept = ""
+            try:
+                data = self.state.read_bytes(name)
+                if data is not None:
+                    self.state.write_bytes(f"{name}.damaged", data, sync=False)
+                    kept = f"a copy is kept as {exc.path}.damaged; "
+            except (OSError, StateFileError):
+                pass
+            if name == LEDGER_DELTA:
+                self._damaged_delta = True
+            log_event(
+                "state.damaged",
+                f"{exc}; {kept}going on without it: no due time up to its last write runs "
+                "again, and @every anchors and daemon back-off start afresh.",
+                level="error",
+                file=str(exc.path),
+                error=str(exc),
+            )
+        if found.behind or found.damaged:
+            self.dirty.add(LEDGER_FILE)  # a new snapshot: folds the delta in, ends the damage
+        return found.ledger
 
     def load_history(self) -> None:
         """Ready the history folder; split a history.json of an older version into it."""
@@ -95,10 +123,26 @@ class StateFiles:
         """A task's last runs, read from its file the first time they are needed."""
         found = self.history.get(task)
         if found is None:
-            items = self.state.read_json(history_file(task))
+            try:
+                items = self.state.load_json(history_file(task))
+            except StateFileError as exc:  # damaged, or not a regular file: rewritten anew
+                items = None
+                self._report_damaged(exc)
             items = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
             found = self.history[task] = deque(items[-HISTORY_PER_TASK:], HISTORY_PER_TASK)
         return found
+
+    def _report_damaged(self, exc: StateFileError) -> None:
+        if str(exc.path) in self._damaged:
+            return
+        self._damaged.add(str(exc.path))
+        log_event(
+            "state.damaged",
+            f"{exc}; its runs are not shown, and it is written anew after the next run.",
+            level="error",
+            file=str(exc.path),
+            error=str(exc),
+        )
 
     # --- writing --------------------------------------------------------------------------
 
@@ -156,6 +200,9 @@ class StateFiles:
         data = ledger.to_json()
         data["generation"] = ledger.generation + 1
         if self.write(LEDGER_FILE, data, sync=True):
+            if self._damaged_delta:  # of an older generation now: it no longer applies
+                self.state.remove(LEDGER_DELTA)
+                self._damaged_delta = False
             ledger.generation += 1
             ledger.recent = {}
             self._ledger_written = time.monotonic()

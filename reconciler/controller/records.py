@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
@@ -9,7 +10,7 @@ from typing import Any, TypeGuard
 from reconciler.fleet import hashed_document
 from reconciler.reconcile import DaemonState, RunView
 from reconciler.spec import Task
-from reconciler.state import LEDGER_DELTA, LEDGER_FILE, StateDir
+from reconciler.state import APPLIED_FILE, LEDGER_DELTA, LEDGER_FILE, DamagedStateFile, StateDir
 from reconciler.supervisor import RunHandle
 
 
@@ -135,11 +136,66 @@ class Ledger:
         return ledger
 
 
-def read_ledger(state: StateDir) -> tuple[Ledger, bool]:
+@dataclass
+class LedgerRead:
+    ledger: Ledger
+    behind: bool  # a delta applied: the snapshot is behind
+    damaged: list[DamagedStateFile]  # ledger files that did not parse (not yet reported)
+
+
+def load_ledger(state: StateDir) -> LedgerRead:
     """The ledger as the controller left it: its snapshot, then the delta written after
-    it. The flag tells whether a delta applied (the snapshot is then behind)."""
-    ledger = Ledger.from_json(state.read_json(LEDGER_FILE))
-    return ledger, ledger.replay(state.read_json(LEDGER_DELTA))
+    it. A state file that is not a regular file raises StateFileError (the controller
+    refuses to start).
+
+    A damaged snapshot or delta (not JSON, or not an object) is given back in `damaged`
+    for the caller to report, and the cursors it held are not guessed: every task the
+    controller had applied, and every cursor still known, is moved to the last time a
+    ledger file was written. The previous controller handled every due time up to then,
+    so none of them is due again, even when the clock has since stepped back; due times
+    after it are caught up as after any restart.
+    """
+    damaged: list[DamagedStateFile] = []
+
+    def load(name: str) -> Any:
+        try:
+            data = state.load_json(name)
+        except DamagedStateFile as exc:
+            damaged.append(exc)
+            return None
+        if data is not None and not isinstance(data, dict):
+            damaged.append(DamagedStateFile(state.path / name, "is damaged (not a JSON object)"))
+            return None
+        return data
+
+    ledger = Ledger.from_json(load(LEDGER_FILE))
+    behind = ledger.replay(load(LEDGER_DELTA))
+    if damaged:
+        floor = _last_written(state)
+        applied = state.read_json(APPLIED_FILE)
+        names = set(ledger.cursors) | (set(map(str, applied)) if isinstance(applied, dict) else set())
+        if floor is not None:
+            for name in names:
+                ledger.cursors[name] = max(ledger.cursors.get(name, floor), floor)
+    return LedgerRead(ledger, behind, damaged)
+
+
+def _last_written(state: StateDir) -> int | None:
+    """When a ledger file was last written (its mtime), in whole seconds."""
+    times = []
+    for name in (LEDGER_FILE, LEDGER_DELTA):
+        try:
+            times.append(int(os.lstat(state.path / name).st_mtime))
+        except OSError:
+            continue
+    return max(times, default=None)
+
+
+def read_ledger(state: StateDir) -> tuple[Ledger, bool]:
+    """`load_ledger` for readers that show it (`status`, `diff`): damage is not theirs to
+    report; the flag tells whether a delta applied (the snapshot is then behind)."""
+    found = load_ledger(state)
+    return found.ledger, found.behind
 
 
 def _map(value: Any) -> dict[Any, Any]:
