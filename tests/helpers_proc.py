@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -139,3 +142,32 @@ def harness(subreaper: bool = True) -> Iterator[Harness]:
         finally:
             sup.close()
             set_subreaper(was_subreaper)
+
+
+@contextlib.contextmanager
+def created_user(prefix: str = "rsup", home: bool = False) -> Iterator[str]:
+    """A real user (and its own primary group plus one supplementary group) made with
+    useradd for the test and removed afterwards. Needs root. With home=True its home
+    folder exists, is owned by it and is 0750; else the passwd entry names a missing one."""
+    suffix = f"{os.getpid() % 100000}{threading.get_ident() % 97}"
+    name, primary, extra = f"{prefix}{suffix}", f"{prefix}p{suffix}", f"{prefix}x{suffix}"
+    home_dir = f"/home/{name}"
+    subprocess.run(["groupadd", primary], check=True)
+    subprocess.run(["groupadd", extra], check=True)
+    subprocess.run(
+        ["useradd", "-M", "-g", primary, "-G", extra, "-d", home_dir, "-s", "/bin/sh", name],
+        check=True,
+    )
+    try:
+        if home:
+            os.makedirs(home_dir, mode=0o750)
+            pw = pwd.getpwnam(name)
+            os.chown(home_dir, pw.pw_uid, pw.pw_gid)
+            os.chmod(home_dir, 0o750)
+        yield name
+    finally:
+        if home:
+            shutil.rmtree(home_dir, ignore_errors=True)
+        subprocess.run(["userdel", name], check=False)
+        subprocess.run(["groupdel", extra], check=False)
+        subprocess.run(["groupdel", primary], check=False)

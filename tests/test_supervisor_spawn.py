@@ -74,11 +74,12 @@ def test_start_ticks_known_even_if_run_reaped_first(h: Harness) -> None:
     assert handle.start_ticks > 0  # read before the reap, while /proc/<pid> existed
 
 
-def test_env_passed_exactly(h: Harness) -> None:
-    env = {"A": "1", "SECRET": "s p a c e", "EMPTY": ""}
-    h.sup.start(RunSpec("r1", "t", ["/usr/bin/env"], env))
+def test_task_env_put_on_controller_environment(h: Harness) -> None:
+    task_env = {"A": "1", "SECRET": "s p a c e", "EMPTY": "", "PATH": "/usr/bin:/bin"}
+    h.sup.start(RunSpec("r1", "t", ["/usr/bin/env"], task_env))
     h.wait("r1")
-    assert sorted(h.out.lines("r1")) == ["A=1", "EMPTY=", "SECRET=s p a c e"]
+    expected = {**os.environ, **task_env, "RECONCILER_RUN_ID": "r1"}
+    assert sorted(h.out.lines("r1")) == sorted(f"{k}={v}" for k, v in expected.items())
 
 
 def test_cwd(h: Harness, tmp_path: Path) -> None:

@@ -6,20 +6,20 @@ import grp
 import os
 import pwd
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers_proc import Harness, harness
+from helpers_proc import Harness, created_user, harness
 
 from reconciler.supervisor import RunSpec, SpawnError
 from reconciler.supervisor.users import resolve_user
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
-ENV = {"PATH": "/usr/bin:/bin", "HOME": "/root", "USER": "root", "LOGNAME": "root", "KEEP": "1"}
+# The task's env: added to the clean environment of a `user` run.
+ENV = {"KEEP": "1"}
 PROBE = (
     "id -u; id -g; id -G; grep -E '^(Uid|Gid|Groups):' /proc/self/status; "
     'echo "HOME=$HOME USER=$USER LOGNAME=$LOGNAME KEEP=$KEEP"'
@@ -36,20 +36,8 @@ def h() -> Iterator[Harness]:
 def test_user() -> Iterator[str]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    suffix = f"{os.getpid() % 100000}"
-    name, primary, extra = f"rsup{suffix}", f"rsupp{suffix}", f"rsupx{suffix}"
-    subprocess.run(["groupadd", primary], check=True)
-    subprocess.run(["groupadd", extra], check=True)
-    subprocess.run(
-        ["useradd", "-M", "-g", primary, "-G", extra, "-d", f"/home/{name}", "-s", "/bin/sh", name],
-        check=True,
-    )
-    try:
+    with created_user("rsup") as name:
         yield name
-    finally:
-        subprocess.run(["userdel", name], check=False)
-        subprocess.run(["groupdel", extra], check=False)
-        subprocess.run(["groupdel", primary], check=False)
 
 
 @pytest.fixture
@@ -88,7 +76,7 @@ def test_run_as_created_user_with_supplementary_group(h: Harness, test_user: str
     h.sup.start(RunSpec("r1", "t", ["/bin/sh", "-c", PROBE], ENV, user=test_user))
     assert h.wait("r1").exit_code == 0
     expect(h, "r1", test_user)
-    extra = grp.getgrnam(test_user.replace("rsup", "rsupx")).gr_gid
+    extra = grp.getgrnam(test_user.replace("rsup", "rsupx", 1)).gr_gid
     assert str(extra) in h.out.lines("r1")[2].split()
     assert "0" not in h.out.lines("r1")[2].split()  # root's groups are not kept
 

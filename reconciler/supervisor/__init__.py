@@ -2,10 +2,11 @@
 
 API
 ---
-``RunSpec(run_id, task, argv, env, cwd=None, user=None)``
+``RunSpec(run_id, task, argv, task_env={}, cwd=None, user=None)``
     ``argv`` is exec'd as is (a shell command arrives as ``['/bin/sh', '-c', cmd]``,
-    a bare name is looked up in the child's ``PATH``). ``env`` is the child's *whole*
-    environment. ``user`` is a name or a uid.
+    a bare name is looked up in the child's ``PATH``). ``task_env`` is the task's own
+    variables (and any per-run ones of the controller), put on top of the base
+    environment the supervisor composes (see Behaviour). ``user`` is a name or a uid.
 
 ``Supervisor(on_output, wake=None)``
     ``on_output(run_id, task, stream, line)`` is called from one pump thread for every
@@ -30,7 +31,7 @@ API
 ``RunHandle.start_ticks`` is read from /proc on first use (or by the next poll(), before
 the reap), so start() does not wait for the child's dynamic loader.
 
-``become_subreaper()``, ``process_start_ticks(pid)``.
+``become_subreaper()``, ``process_start_ticks(pid)``, ``RUN_ID_ENV``.
 
 Behaviour
 ---------
@@ -39,12 +40,22 @@ Behaviour
   ignored or blocked in the thread calling start() stay so in the child (exec keeps them),
   so call start() from a thread with default dispositions and an empty mask. Runs without
   ``user`` take Popen's vfork() fast path.
+- Environment: a run without ``user`` gets the controller's environment (``os.environ``
+  when start() is called), then ``task_env``. A run with ``user`` gets a clean one:
+  ``PATH=/usr/local/bin:/usr/bin:/bin``, ``HOME``, ``USER``, ``LOGNAME``, ``SHELL`` from
+  the passwd entry (``/bin/sh`` if empty), ``LANG`` and ``TZ`` if the controller has them,
+  then ``task_env``. Last, over everything, ``RECONCILER_RUN_ID=<run_id>`` (``RUN_ID_ENV``):
+  the mark that finds the run's descendants (see Stopping).
+- Working directory: a run without ``user`` enters ``cwd`` (checked before the spawn), else
+  keeps the controller's. A run with ``user`` enters ``cwd`` only after the switch to the
+  user (a ``preexec_fn`` of two system calls, so these runs fork instead of vfork), so the
+  kernel checks it with the user's rights and a folder swapped for a symlink gains
+  nothing; if that fails, start() raises ``SpawnError('workingDir ...: ...')`` and nothing
+  ran. Without ``cwd`` it enters the user's home, or ``/`` if the user cannot (as login(1)).
 - ``user``: only with a root controller. The child gets the user's uid and primary gid
-  (real, effective, saved), exactly the groups of getgrouplist(3), and ``HOME``, ``USER``,
-  ``LOGNAME`` from its passwd entry. A name that does not exist, or a uid without a passwd
-  entry, is refused. A digit-only name that is not a user name is read as a uid. A
-  ``cwd`` the user could not reach (mode bits of every directory on the path) is refused,
-  because the child changes directory before dropping root.
+  (real, effective, saved), exactly the groups of getgrouplist(3). A name that does not
+  exist, or a uid without a passwd entry, is refused. A digit-only name that is not a user
+  name is read as a uid.
 - Reaping: poll() calls waitpid(-1, WNOHANG) until nothing is left, so it reaps *every*
   child of this process (orphans reparented to us as subreaper or PID 1 included). Other
   code in the controller must therefore not wait for children of its own (subprocess.run
@@ -53,10 +64,21 @@ Behaviour
   one second after the reap if something (a background grandchild) keeps them open; the
   rest buffered in the pipe is read, then our read ends are closed. All output lines of a
   run are delivered before poll() returns its ``Exited``.
-- A run ending on its own leaves the rest of its process group alone (as cron does). A
-  stopped run (timeout, replace, shutdown, removal) is reported only when its whole group
-  is gone: members that outlive the leader keep their grace period and get the SIGKILL.
+- A run ending on its own leaves the rest of its process group, and whatever it
+  daemonized, alone (as cron does); we still reap what is reparented to us. A stopped run
+  (timeout, replace, shutdown, removal) is reported only when its whole group is gone:
+  members that outlive the leader keep their grace period and get the SIGKILL.
   ``Exited.stop_reason`` is set only when the leader was still alive when stopped.
+- Stopping also reaches *strays*, descendants that left the group (setsid) and may have
+  been reparented to us: every process below the leader, the group's members or a stray
+  found before, and every process started since the run whose /proc/PID/environ carries
+  its ``RECONCILER_RUN_ID`` (found by a look at /proc taken before each signal, and again
+  while the run settles). They get SIGTERM with the group and SIGKILL with the group (one
+  found late gets the signal due then), each through a pidfd after checking its start
+  time; the run is reported once they are gone too (or KILL_WAIT_SECONDS after the
+  SIGKILL). Adopted runs are searched the same way. What stays out of reach: a stray that
+  cleared its environment and lost its parent before the stop, one in another PID
+  namespace, one a non-root controller may not read or signal (docs/SECURITY.md).
 - Adopted runs are signalled through their group when they lead one (pgid == pid, as
   runs we start do), else through their pid alone, checking its start time first. Their
   end is noticed through a pidfd (or /proc); their exit status is unknown
@@ -72,13 +94,14 @@ Behaviour
 
 from reconciler.supervisor.core import Supervisor
 from reconciler.supervisor.lines import CONTINUATION_MARKER, MAX_LINE_BYTES
-from reconciler.supervisor.model import Exited, RunHandle, RunSpec, SpawnError
+from reconciler.supervisor.model import RUN_ID_ENV, Exited, RunHandle, RunSpec, SpawnError
 from reconciler.supervisor.procinfo import process_start_ticks
 from reconciler.supervisor.reaper import become_subreaper
 
 __all__ = [
     "CONTINUATION_MARKER",
     "MAX_LINE_BYTES",
+    "RUN_ID_ENV",
     "Exited",
     "RunHandle",
     "RunSpec",

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from reconciler.supervisor.descendants import ProcScan, send
 from reconciler.supervisor.model import Exited, RunHandle, RunSpec
 from reconciler.supervisor.procinfo import group_exists, read_stat
 from reconciler.supervisor.pump import OutputCallback, Pump, Stream, Waker
@@ -30,6 +31,8 @@ KILL_WAIT_SECONDS = 1.0
 GROUP_RECHECK_SECONDS = 0.25
 # Adopted runs without a pidfd are only noticed by looking at /proc.
 ADOPTED_RECHECK_SECONDS = 1.0
+# One look at /proc serves every run stopped within this long (stop_all, one poll()).
+SCAN_REUSE_SECONDS = 0.05
 
 
 @dataclass(eq=False)
@@ -54,6 +57,8 @@ class _Run:
     group_gone: bool = False
     # Adopted runs that do not lead their own group are signalled alone.
     whole_group: bool = True
+    # Descendants outside the run's group found since it was stopped: pid -> start ticks.
+    strays: dict[int, int] = field(default_factory=dict)
 
 
 class Supervisor:
@@ -68,6 +73,8 @@ class Supervisor:
         self._pump = Pump(on_output)
         # Streams of runs started inside holding_output(), read once it ends.
         self._held: list[Stream] | None = None
+        self._scan: ProcScan | None = None
+        self._scan_at = 0.0
 
     # --- starting and adopting ----------------------------------------------------------
 
@@ -186,12 +193,17 @@ class Supervisor:
             now = time.monotonic()
             deadline = now + max(0.0, grace)
             if run.kill_deadline is None:
+                # Look for strays before the group gets its signal: a member dying of it
+                # would cut the ppid link to what it started.
+                strays = self._strays(run, now)
                 if run.ended_mono is None:
                     run.stop_reason = reason
                     self._signal(run, signal.SIGTERM)
-                elif self._signal(run, signal.SIGTERM):
-                    # The leader ended on its own but its group lives on: the rest of the
-                    # group gets its grace period too before the run is reported.
+                    self._signal_strays(run, strays, signal.SIGTERM)
+                elif self._signal(run, signal.SIGTERM) | bool(strays):
+                    # The leader ended on its own but its group (or what left it) lives
+                    # on: they get their grace period too before the run is reported.
+                    self._signal_strays(run, strays, signal.SIGTERM)
                     run.settled = None
                 else:
                     return
@@ -206,8 +218,58 @@ class Supervisor:
             self.stop(handle.run_id, grace_for(handle), reason)
 
     def _escalate(self, run: _Run, now: float) -> None:
+        strays = self._strays(run, now)
         self._signal(run, signal.SIGKILL)
         run.kill_sent = now
+        for pid, ticks in run.strays.items():
+            strays.setdefault(pid, ticks)
+        self._signal_strays(run, strays, signal.SIGKILL, again=True)
+
+    # --- descendants that left the group ------------------------------------------------
+
+    def _proc_scan(self, now: float) -> ProcScan:
+        if self._scan is None or now - self._scan_at > SCAN_REUSE_SECONDS:
+            self._scan = ProcScan()
+            self._scan_at = now
+        return self._scan
+
+    def _strays(self, run: _Run, now: float) -> dict[int, int]:
+        """The live processes of a run outside its process group (pid -> start ticks):
+        below its leader, its group members or strays found before, or carrying its run
+        id in their environment. See descendants.py."""
+        h = run.handle
+        scan = self._proc_scan(now)
+        roots: set[int] = set()
+        leader = scan.procs.get(h.pid)
+        if run.ended_mono is None and leader is not None and leader.start_ticks == h.start_ticks:
+            roots.add(h.pid)
+        group: set[int] = set()
+        if run.whole_group:
+            group = {pid for pid, st in scan.procs.items() if st.pgid == h.pgid}
+            roots |= group
+        for pid, ticks in run.strays.items():
+            st = scan.procs.get(pid)
+            if st is not None and st.start_ticks == ticks:
+                roots.add(pid)
+        found = scan.below(roots) | scan.marked(h.run_id, h.start_ticks)
+        found -= group
+        found.discard(h.pid)
+        found.discard(os.getpid())
+        out: dict[int, int] = {}
+        for pid in found:
+            st = scan.procs[pid]
+            if st.state not in ("Z", "X"):
+                out[pid] = st.start_ticks
+        return out
+
+    def _signal_strays(
+        self, run: _Run, strays: dict[int, int], sig: signal.Signals, again: bool = False
+    ) -> None:
+        """Signal strays not signalled before (all of them with `again`)."""
+        for pid, ticks in strays.items():
+            if again or run.strays.get(pid) != ticks:
+                run.strays[pid] = ticks
+                send(pid, ticks, sig)
 
     # --- observing ---------------------------------------------------------------------
 
@@ -250,11 +312,23 @@ class Supervisor:
     def _settle(self, run: _Run, now: float) -> None:
         if run.kill_deadline is None:
             run.settled = run.ended_mono
-        elif not run.whole_group or run.group_gone or not group_exists(run.handle.pgid):
-            run.group_gone = run.group_gone or run.whole_group
+            return
+        group_alive = run.whole_group and not run.group_gone and group_exists(run.handle.pgid)
+        if run.whole_group and not group_alive:
+            run.group_gone = True
+        # Strays found only now (forked during the grace period) get the current signal.
+        strays = self._strays(run, now)
+        sig = signal.SIGTERM if run.kill_sent is None else signal.SIGKILL
+        self._signal_strays(run, strays, sig)
+        if not group_alive and not strays:
             run.settled = now
         elif run.kill_sent is not None and now >= run.kill_sent + KILL_WAIT_SECONDS:
-            log.warning("process group %d survived SIGKILL", run.handle.pgid)
+            log.warning(
+                "run %s: process group %d or %d other descendants survived SIGKILL",
+                run.handle.run_id,
+                run.handle.pgid,
+                len(strays),
+            )
             run.settled = now
 
     def poll(self) -> list[Exited]:
@@ -305,6 +379,12 @@ class Supervisor:
             ended_at=run.ended_at,
             stop_reason=run.stop_reason,
         )
+
+    def ended(self) -> set[str]:
+        """Runs whose process is over (reaped, or gone if adopted) but that poll() has not
+        returned yet: their last output, or the rest of a stopped group, is still awaited."""
+        with self._lock:
+            return {rid for rid, run in self._runs.items() if run.ended_mono is not None}
 
     def running(self) -> list[RunHandle]:
         """Every run not yet returned by poll(), adopted ones included."""

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.supervisor.procinfo import process_start_ticks
+
+# Every process of a run carries the run's id in its environment (last, over the task's
+# env): the mark by which the supervisor finds descendants that left the run's process
+# group and tree (see descendants.py). As systemd's INVOCATION_ID.
+RUN_ID_ENV = "RECONCILER_RUN_ID"
 
 
 class SpawnError(Exception):
@@ -20,8 +25,10 @@ class RunSpec:
     task: str
     # Exec'd as is; a shell command arrives as ['/bin/sh', '-c', cmd].
     argv: list[str]
-    # The complete environment of the child. Values are secrets: never log them.
-    env: Mapping[str, str]
+    # The task's own variables (and any per-run ones the controller adds), put on top of
+    # the base environment the supervisor chooses: the controller's own for a run without
+    # `user`, a clean one for a run with `user`. Values are secrets: never log them.
+    task_env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     user: str | int | None = None
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from reconciler.supervisor.model import RunSpec, SpawnError
+from reconciler.supervisor.model import RUN_ID_ENV, RunSpec, SpawnError
 from reconciler.supervisor.users import UserIds, check_cwd, resolve_user
+
+# The PATH of a run with `user`, as cron gives its jobs (plus /usr/local/bin).
+USER_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Taken from the controller's environment into a `user` run's clean one, if set.
+USER_KEPT = ("LANG", "TZ")
 
 
 @dataclass
@@ -61,6 +66,26 @@ def _exec_error(exc: OSError, spec: RunSpec, ids: UserIds | None) -> SpawnError:
     return SpawnError(f"cannot start {cmd}: {reason}")
 
 
+def _base_env(ids: UserIds | None) -> dict[str, str]:
+    """What a run starts from before the task's env: the controller's environment, or
+    for a run with `user` a clean one, as cron and systemd give user jobs (no cloud keys,
+    tokens or root's PATH of the controller)."""
+    if ids is None:
+        return dict(os.environ)
+    env = {
+        "PATH": USER_PATH,
+        "HOME": ids.home,
+        "USER": ids.name,
+        "LOGNAME": ids.name,
+        "SHELL": ids.shell,
+    }
+    for key in USER_KEPT:
+        value = os.environ.get(key)
+        if value is not None:
+            env[key] = value
+    return env
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A RunSpec checked and resolved (user lookups may be slow: done before any lock)."""
@@ -69,18 +94,63 @@ class Prepared:
     argv: list[str]
     env: dict[str, str]
     ids: UserIds | None
+    # A run with `user` enters this folder after the switch to the user; `strict`: a
+    # failure refuses the run (workingDir), else the run starts in / (a home it cannot
+    # enter, as login(1) and sshd do).
+    user_cwd: str | None = None
+    strict: bool = True
 
 
 def prepare(spec: RunSpec) -> Prepared:
     argv = _checked_argv(spec.argv)
-    env = _checked_env(spec.env)
-    ids: UserIds | None = None
-    if spec.user is not None:
-        ids = resolve_user(spec.user)
-        env.update(HOME=ids.home, USER=ids.name, LOGNAME=ids.name)
+    task_env = _checked_env(spec.task_env)
+    ids = resolve_user(spec.user) if spec.user is not None else None
+    env = _base_env(ids)
+    env.update(task_env)
+    env[RUN_ID_ENV] = spec.run_id
+    if ids is None:
+        if spec.cwd is not None:
+            check_cwd(spec.cwd)
+        return Prepared(spec, argv, env, None)
     if spec.cwd is not None:
-        check_cwd(spec.cwd, ids)
-    return Prepared(spec, argv, env, ids)
+        return Prepared(spec, argv, env, ids, spec.cwd, strict=True)
+    return Prepared(spec, argv, env, ids, ids.home, strict=False)
+
+
+def _enter_as_user(path: str, strict: bool, report_fd: int) -> Callable[[], None]:
+    """The child's last step before exec, after Popen switched it to the user: enter the
+    run's folder with the user's own rights. Runs in the forked child: no locks, nothing
+    but two system calls. A failure is reported through report_fd (the errno), since
+    Popen only says that preexec_fn raised."""
+    target = os.fsencode(path)
+
+    def enter() -> None:
+        try:
+            os.chdir(target)
+        except OSError as exc:
+            if not strict:
+                os.chdir(b"/")
+                return
+            os.write(report_fd, str(exc.errno or 0).encode())
+            raise
+
+    return enter
+
+
+def _cwd_error(report_r: int, prepared: Prepared) -> SpawnError:
+    ids = prepared.ids
+    assert ids is not None
+    try:
+        raw = os.read(report_r, 32)
+    except BlockingIOError:
+        raw = b""
+    code = int(raw) if raw.isdigit() else 0
+    if code == 0:
+        return SpawnError(f"cannot switch to user {ids.name!r}")
+    reason = os.strerror(code)
+    if code in (errno.EACCES, errno.EPERM):
+        reason += f" for user {ids.name!r}"
+    return SpawnError(f"workingDir {prepared.user_cwd}: {reason}")
 
 
 def spawn(prepared: Prepared) -> Spawned:
@@ -96,6 +166,21 @@ def spawn(prepared: Prepared) -> Spawned:
         os.close(out_r)
         os.close(out_w)
         raise SpawnError(f"cannot create output pipes: {exc.strerror}") from None
+    # A run with `user` enters its folder in a preexec_fn: Popen calls it after
+    # setgroups, setregid and setreuid, where its own cwd= would chdir as root, before
+    # the switch. The report pipe is close-on-exec: empty unless the chdir failed.
+    report: tuple[int, int] | None = None
+    preexec: Callable[[], None] | None = None
+    if ids is not None:
+        assert prepared.user_cwd is not None
+        try:
+            report = os.pipe()
+        except OSError as exc:
+            for fd in (out_r, out_w, err_r, err_w):
+                os.close(fd)
+            raise SpawnError(f"cannot create output pipes: {exc.strerror}") from None
+        os.set_blocking(report[0], False)
+        preexec = _enter_as_user(prepared.user_cwd, prepared.strict, report[1])
     # With no user switch, Popen keeps its vfork() fast path; user=/group=/extra_groups
     # make the child call setgroups, setregid and setreuid (real, effective and saved ids).
     try:
@@ -104,11 +189,12 @@ def spawn(prepared: Prepared) -> Spawned:
             stdin=subprocess.DEVNULL,
             stdout=out_w,
             stderr=err_w,
-            cwd=spec.cwd,
+            cwd=spec.cwd if ids is None else None,
             env=env,
             close_fds=True,
             start_new_session=True,
             restore_signals=True,
+            preexec_fn=preexec,  # noqa: PLW1509 - two system calls, see _enter_as_user
             user=None if ids is None else ids.uid,
             group=None if ids is None else ids.gid,
             extra_groups=None if ids is None else list(ids.groups),
@@ -117,6 +203,12 @@ def spawn(prepared: Prepared) -> Spawned:
         os.close(out_r)
         os.close(err_r)
         raise _exec_error(exc, spec, ids) from None
+    except subprocess.SubprocessError:
+        # Only preexec_fn raises this: the user could not enter its folder.
+        os.close(out_r)
+        os.close(err_r)
+        assert report is not None
+        raise _cwd_error(report[0], prepared) from None
     except (ValueError, TypeError) as exc:
         os.close(out_r)
         os.close(err_r)
@@ -124,6 +216,9 @@ def spawn(prepared: Prepared) -> Spawned:
     finally:
         os.close(out_w)
         os.close(err_w)
+        if report is not None:
+            os.close(report[0])
+            os.close(report[1])
     os.set_blocking(out_r, False)
     os.set_blocking(err_r, False)
     return Spawned(popen, out_r, err_r)

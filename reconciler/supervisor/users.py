@@ -1,4 +1,4 @@
-"""Resolving the `user` of a run and checking what that user may reach."""
+"""Resolving the `user` of a run, and checking the workingDir of a run without one."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class UserIds:
     gid: int
     groups: tuple[int, ...]  # supplementary groups, as initgroups(3) would set them
     home: str
+    shell: str  # /bin/sh when the passwd entry names none, as login(1) does
 
 
 def _describe(user: str | int) -> str:
@@ -55,39 +56,20 @@ def resolve_user(user: str | int) -> UserIds:
         ) from None
     # getgrouplist() lists the primary group too, as initgroups() puts it in the set.
     ordered = tuple(dict.fromkeys(groups))
-    return UserIds(entry.pw_name, entry.pw_uid, entry.pw_gid, ordered, entry.pw_dir)
+    return UserIds(
+        entry.pw_name, entry.pw_uid, entry.pw_gid, ordered, entry.pw_dir, entry.pw_shell or "/bin/sh"
+    )
 
 
-def _may_search(st: os.stat_result, ids: UserIds) -> bool:
-    if st.st_uid == ids.uid:
-        return bool(st.st_mode & stat.S_IXUSR)
-    if st.st_gid == ids.gid or st.st_gid in ids.groups:
-        return bool(st.st_mode & stat.S_IXGRP)
-    return bool(st.st_mode & stat.S_IXOTH)
-
-
-def check_cwd(cwd: str, ids: UserIds | None) -> None:
-    """Refuse a working directory that does not exist or (for a run with `user`) that
-    the user could not reach itself. The child changes directory while still root,
-    so without this a run could use a directory hidden from it behind a 0700 parent.
-    Mode bits only: ACLs are not evaluated."""
+def check_cwd(cwd: str) -> None:
+    """Refuse a working directory that does not exist or is no directory, for a run
+    without `user` (which enters it as the controller's user anyway). A run with `user`
+    enters its directory only after the switch to the user, so the kernel checks it with
+    the user's rights (ACLs included) and a folder swapped for a symlink meanwhile gains
+    nothing: see spawn.py."""
     try:
         st = os.stat(cwd)
     except OSError as exc:
         raise SpawnError(f"workingDir {cwd}: {exc.strerror}") from None
     if not stat.S_ISDIR(st.st_mode):
         raise SpawnError(f"workingDir {cwd}: {os.strerror(errno.ENOTDIR)}")
-    if ids is None or ids.uid == 0:
-        return
-    path = os.path.realpath(cwd)
-    parts = [p for p in path.split("/") if p]
-    current = "/"
-    for part in [None, *parts]:
-        if part is not None:
-            current = os.path.join(current, part)
-        try:
-            st = os.stat(current)
-        except OSError as exc:
-            raise SpawnError(f"workingDir {cwd}: {exc.strerror}") from None
-        if not _may_search(st, ids):
-            raise SpawnError(f"workingDir {cwd}: Permission denied for user {ids.name!r}")
