@@ -5,7 +5,8 @@ before anything can be checked, recurse once per nesting level, keep the last of
 duplicate keys and expand aliases without limit. Instead the parser's event stream is
 turned into plain Python data here, one event at a time, so that nesting depth, node
 count (aliases expanded) and duplicate keys are checked before the next event is read.
-A billion-laughs document stops after 10,000 nodes; 100,000 nested brackets stop at
+A billion-laughs document stops after 10,000 nodes, and one that repeats a long
+string through aliases after 1 MiB of scalar text; 100,000 nested brackets stop at
 level 65. Only the standard safe scalar tags are accepted.
 
 The result is JSON-shaped data (dict with str keys, list, str, int, float, bool, None;
@@ -28,6 +29,15 @@ from yaml.nodes import ScalarNode
 MAX_DEPTH = 64
 MAX_NODES = 10_000
 MAX_DOCUMENTS = 1_000
+# Scalar text (keys and values, in characters) once aliases are expanded. Counted over
+# the whole file: without aliases a file of at most 1 MiB cannot hold more, so only
+# aliases can reach it, and a file's tasks together stay as small as the file could be.
+MAX_TEXT = 1024 * 1024
+TEXT_MESSAGE = "document expands to more than 1 MiB of scalar text (aliases included)"
+FILE_TEXT_MESSAGE = (
+    "document expands the file past 1 MiB of scalar text (aliases included, "
+    "counted over all its documents)"
+)
 DEPTH_MESSAGE = f"nesting deeper than {MAX_DEPTH} levels of mappings and lists"
 
 Path = tuple[str | int, ...]
@@ -194,6 +204,7 @@ class _Frame:
         "anchor",
         "line",
         "as_key",
+        "chars",
     )
 
     def __init__(self, is_map: bool, path: Path, start: int, anchor: str | None, line: int) -> None:
@@ -207,6 +218,7 @@ class _Frame:
         self.start = start
         self.anchor = anchor
         self.as_key = False
+        self.chars = 0  # scalar text before this collection (set for anchored ones)
 
 
 class _Abandon(Exception):
@@ -216,12 +228,15 @@ class _Abandon(Exception):
 class _DocumentBuilder:
     """Turns the events of one document into data, checking the bounds as it goes."""
 
-    def __init__(self, index: int, text: str) -> None:
+    def __init__(self, index: int, text: str, chars: int = 0) -> None:
         self.index = index
         self.text = text
         self.stack: list[_Frame] = []
-        self.anchors: dict[str, tuple[Any, int]] = {}
+        self.anchors: dict[str, tuple[Any, int, int]] = {}
         self.nodes = 0
+        # Scalar text of the file so far (documents before this one included).
+        self.chars = chars
+        self.chars_before = chars
         self.lines: dict[Path, int] = {}
         self.problems: list[Problem] = []
         self.root: Any = None
@@ -248,24 +263,36 @@ class _DocumentBuilder:
             return top.path + (top.key,)
         return top.path + (len(top.value),)
 
-    def count(self, n: int, line: int) -> None:
+    def count(self, n: int, line: int, chars: int = 0) -> None:
         self.nodes += n
         if self.nodes > MAX_NODES:
             self.problem(
                 line, (), f"document expands to more than {MAX_NODES} nodes (aliases included)"
             )
             raise _Abandon
+        self.chars += chars
+        if self.chars > MAX_TEXT:
+            self.problem(line, (), self.text_message())
+            raise _Abandon
+
+    def carried_chars(self) -> int:
+        """The file's scalar text after this document; one refused for its own size adds
+        nothing, so that the documents after it are judged on their own."""
+        return self.chars if self.chars <= MAX_TEXT else self.chars_before
+
+    def text_message(self) -> str:
+        return TEXT_MESSAGE if self.chars - self.chars_before > MAX_TEXT else FILE_TEXT_MESSAGE
 
     # -- events ---------------------------------------------------------------------
 
     def scalar(self, ev: Any) -> None:
         line = ev.start_mark.line + 1
-        self.count(1, line)
+        self.count(1, line, len(ev.value))
         value = self.construct_scalar(ev, line)
         if not self.stack and value is None and ev.value == "" and ev.tag is None:
             self.empty = True
         if ev.anchor is not None:
-            self.anchors[ev.anchor] = (value, 1)
+            self.anchors[ev.anchor] = (value, 1, len(ev.value))
         self.attach(value, line, ev.start_mark.index, ev.end_mark.index, ev)
 
     def alias(self, ev: Any) -> None:
@@ -274,8 +301,8 @@ class _DocumentBuilder:
         if found is None:
             self.problem(line, self.child_path() or (), f"unknown alias *{short_tag(ev.anchor)}")
             raise _Abandon
-        value, size = found
-        self.count(size, line)
+        value, size, chars = found
+        self.count(size, line, chars)
         self.attach(value, line, ev.start_mark.index, ev.end_mark.index, None)
 
     def start(self, ev: Any, is_map: bool) -> None:
@@ -296,6 +323,7 @@ class _DocumentBuilder:
             self.root_line = line
             self.root_start = ev.start_mark.index
         frame = _Frame(is_map, path, self.nodes - 1, ev.anchor, line)
+        frame.chars = self.chars
         frame.as_key = as_key
         self.stack.append(frame)
 
@@ -304,7 +332,11 @@ class _DocumentBuilder:
         if frame.is_map and frame.merges:
             self.apply_merges(frame)
         if frame.anchor is not None:
-            self.anchors[frame.anchor] = (frame.value, self.nodes - frame.start)
+            self.anchors[frame.anchor] = (
+                frame.value,
+                self.nodes - frame.start,
+                self.chars - frame.chars,
+            )
         if frame.as_key:  # already reported; its value is read and dropped
             self.stack[-1].key = _BAD
             return
@@ -427,6 +459,7 @@ def parse_yaml(text: str) -> ParsedFile:
     map_end, seq_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
     doc_start, stream_end = yaml.DocumentStartEvent, yaml.StreamEndEvent
     index = 0
+    file_chars = 0  # scalar text of the documents before, aliases expanded
     builder: _DocumentBuilder | None = None
     skipping = False
     cached = _PLAIN_CACHE.get
@@ -436,7 +469,9 @@ def parse_yaml(text: str) -> ParsedFile:
             cls = ev.__class__
             if cls is scalar_event and builder is not None and not skipping:
                 # The common case inline, for speed: a plain or quoted scalar without tag
-                # or anchor inside a collection, whose value is known. Anything else, and
+                # or anchor inside a collection, whose value is known. Its text is counted
+                # here and checked at the next alias and at the document's end (without
+                # aliases, text cannot outgrow the file). Anything else, and
                 # any key that needs a check, takes builder.scalar() below.
                 stack = builder.stack
                 if stack and ev.anchor is None and ev.tag is None and builder.nodes < MAX_NODES:
@@ -454,6 +489,7 @@ def parse_yaml(text: str) -> ParsedFile:
                             builder.lines[top.path + (len(top.value),)] = ev.start_mark.line + 1
                             top.value.append(value)
                             builder.nodes += 1
+                            builder.chars += len(ev.value)
                             continue
                         key = top.key
                         if key is _NO_KEY:
@@ -463,11 +499,13 @@ def parse_yaml(text: str) -> ParsedFile:
                                 top.key = value
                                 top.key_line = line
                                 builder.nodes += 1
+                                builder.chars += len(ev.value)
                                 continue
                         elif key is not _BAD and key is not _MERGE_KEY:
                             top.value[key] = value
                             top.key = _NO_KEY
                             builder.nodes += 1
+                            builder.chars += len(ev.value)
                             continue
             elif (cls is map_end or cls is seq_end) and builder is not None and not skipping:
                 # Inline too: a collection without anchor or merges ends inside another.
@@ -516,7 +554,7 @@ def parse_yaml(text: str) -> ParsedFile:
                     return ParsedFile(
                         [], FileProblem(f"more than {MAX_DOCUMENTS} documents in one file")
                     )
-                builder = _DocumentBuilder(index, text)
+                builder = _DocumentBuilder(index, text, file_chars)
                 skipping = False
                 continue
             if cls is stream_end:
@@ -525,6 +563,7 @@ def parse_yaml(text: str) -> ParsedFile:
                 continue
             if skipping:
                 if cls is yaml.DocumentEndEvent:
+                    file_chars = builder.carried_chars()
                     builder = None
                 continue
             try:
@@ -540,6 +579,7 @@ def parse_yaml(text: str) -> ParsedFile:
                     builder.alias(ev)
                 elif cls is yaml.DocumentEndEvent:
                     _finish(builder, documents)
+                    file_chars = builder.carried_chars()
                     builder = None
             except _Abandon:
                 assert builder is not None
@@ -565,6 +605,10 @@ def parse_yaml(text: str) -> ParsedFile:
 
 
 def _finish(builder: _DocumentBuilder, documents: list[RawDocument]) -> None:
+    if builder.chars > MAX_TEXT:
+        builder.problem(builder.root_line or 1, (), builder.text_message())
+        documents.append(_failed(builder))
+        return
     if builder.empty and not builder.problems:
         return
     documents.append(
