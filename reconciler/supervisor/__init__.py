@@ -45,11 +45,11 @@ Behaviour
   ``PATH=/usr/local/bin:/usr/bin:/bin``, ``HOME``, ``USER``, ``LOGNAME``, ``SHELL`` from
   the passwd entry (``/bin/sh`` if empty), ``LANG`` and ``TZ`` if the controller has them,
   then ``task_env``. Last, over everything, ``RECONCILER_RUN_ID=<run_id>`` (``RUN_ID_ENV``):
-  the mark that finds the run's descendants (see Stopping).
+  the mark that finds the run's descendants (see strays below).
 - Working directory: a run without ``user`` enters ``cwd`` (checked before the spawn), else
   keeps the controller's. A run with ``user`` enters ``cwd`` only after the switch to the
-  user (a ``preexec_fn`` of two system calls, so these runs fork instead of vfork), so the
-  kernel checks it with the user's rights and a folder swapped for a symlink gains
+  user (a ``preexec_fn`` of two system calls; a uid switch forks, not vforks, anyway), so
+  the kernel checks it with the user's rights and a folder swapped for a symlink gains
   nothing; if that fails, start() raises ``SpawnError('workingDir ...: ...')`` and nothing
   ran. Without ``cwd`` it enters the user's home, or ``/`` if the user cannot (as login(1)).
 - ``user``: only with a root controller. The child gets the user's uid and primary gid
