@@ -174,7 +174,35 @@ def _load_file(path: str, display: str, ctx: _Context) -> FileLoad:
         load.tasks = []
         # Deterministic order: some schema errors come out of a set.
         load.errors.sort(key=lambda e: (e.line or 0, e.field or "", e.message))
+        real = _outside_target(path, ctx.root)
+        if real is not None:
+            load.errors = [_withheld(display, real, load.errors)]
     return load
+
+
+def _outside_target(path: str, root: str | None) -> str | None:
+    """The real path of a file reached through a symlink that leaves the spec directory
+    (for a file given itself: its own folder), else None."""
+    base = os.path.realpath(root if root is not None else (os.path.dirname(path) or "."))
+    real = os.path.realpath(path)
+    if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
+        return None
+    return real
+
+
+def _withheld(display: str, real: str, errors: list[SpecError]) -> SpecError:
+    """One error that quotes nothing of the file: its text may be anyone's secret
+    (a link to /etc/shadow, a .env, a .git-credentials)."""
+    count = len(errors)
+    problems = "1 problem" if count == 1 else f"{count} problems"
+    return SpecError(
+        display,
+        errors[0].line,
+        None,
+        None,
+        f"invalid ({problems}); not quoted, as the file is reached through a symlink that "
+        f"leaves the spec directory (to {real}): run `reconciler validate {real}` to see them",
+    )
 
 
 def _label(doc: RawDocument) -> str:
