@@ -67,7 +67,13 @@ paths 404. No request changes state; access logs are off.
 """
 
 from reconciler.obs.http import HttpServer, parse_http_addr, serve_http
-from reconciler.obs.logs import dropped_lines, escape_control, log_event, setup_logging
+from reconciler.obs.logs import (
+    dropped_lines,
+    escape_control,
+    flush_logs,
+    log_event,
+    setup_logging,
+)
 from reconciler.obs.metrics import Metrics
 
 __all__ = [
@@ -75,6 +81,7 @@ __all__ = [
     "Metrics",
     "dropped_lines",
     "escape_control",
+    "flush_logs",
     "log_event",
     "parse_http_addr",
     "serve_http",

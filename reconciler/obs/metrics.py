@@ -60,12 +60,13 @@ class _Registry(CollectorRegistry):
 
 
 class _DroppedLogLines:
-    """Exports the log handler's count of lines lost to a broken stdout."""
+    """Exports the log sink's count of lines not written (see reconciler.obs.logs)."""
 
     def collect(self) -> Iterable[Metric]:
         yield CounterMetricFamily(
             "reconciler_log_lines_dropped",
-            "Log lines that could not be written (closed stdout pipe, full disk).",
+            "Log lines not written: stdout too slow or stopped (run.output lines first), "
+            "closed pipe, full disk.",
             value=dropped_lines(),
         )
 

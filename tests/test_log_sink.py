@@ -1,0 +1,203 @@
+"""A slow or stopped reader of the controller's stdout never stops the clock.
+
+Real controllers (`python -m reconciler apply`) whose stdout is a real pipe, read by a
+thread of this test that can be paused (the reader is "stopped") or throttled to a rate.
+Every-second tasks append `PID EPOCH` to a file, so their runs are seen without the log.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.controller_harness import write_task, zombies_of
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class PacedReader:
+    """Reads a pipe at `rate` bytes/s (None: as fast as possible; 0: not at all)."""
+
+    def __init__(self, fd: int, rate: float | None) -> None:
+        self.fd = fd
+        self.rate = rate
+        self.data = bytearray()
+        self.lock = threading.Lock()
+        self.eof = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            rate = self.rate
+            if rate == 0:
+                time.sleep(0.05)
+                continue
+            chunk = os.read(self.fd, 4096 if rate is not None else 1 << 16)
+            if not chunk:
+                self.eof.set()
+                return
+            with self.lock:
+                self.data.extend(chunk)
+            if rate is not None:
+                time.sleep(len(chunk) / rate)
+
+    def events(self) -> list[dict[str, Any]]:
+        with self.lock:
+            text = bytes(self.data).decode("utf-8", "replace")
+        lines = text.split("\n")[:-1]  # the last piece may be a partial line
+        return [json.loads(line) for line in lines]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(
+    tmp_path: Path, rate: float | None, pipe_size: int | None = None, http: int | None = None
+) -> tuple[subprocess.Popen[bytes], PacedReader]:
+    r, w = os.pipe()
+    if pipe_size is not None:
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, pipe_size)
+    args = [sys.executable, "-m", "reconciler", "apply", str(tmp_path / "specs")]
+    args += ["--state-dir", str(tmp_path / "state"), "--hostname", "test-host"]
+    if http is not None:
+        args += ["--http", f"127.0.0.1:{http}"]
+    proc = subprocess.Popen(args, stdout=w, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(w)
+    return proc, PacedReader(r, rate)
+
+
+def ticker(spec: Path, name: str, out: Path) -> None:
+    """An every-second task that appends `PID EPOCH` (its own pid is the run's pid)."""
+    write_task(
+        spec, name, {"schedule": "* * * * * *", "command": f"echo $$ $(date +%s.%N) >> {out}"}
+    )
+
+
+def stamps(path: Path) -> list[tuple[int, float]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        pid, when = line.split()
+        rows.append((int(pid), float(when)))
+    return rows
+
+
+def stop(proc: subprocess.Popen[bytes], reader: PacedReader) -> str:
+    reader.rate = None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    assert reader.eof.wait(30)
+    assert proc.stderr is not None
+    return proc.stderr.read().decode()
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    d = tmp_path / "specs"
+    d.mkdir()
+    os.chmod(d, 0o755)
+    return d
+
+
+@pytest.mark.slow
+def test_stopped_reader_does_not_stop_the_clock(tmp_path: Path, spec: Path) -> None:
+    """As `reconciler apply | cat` with the `cat` stopped for 20 s."""
+    marks = tmp_path / "ticks"
+    ticker(spec, "tick", marks)
+    # Some output every second, so the (small) pipe is full within a few seconds.
+    chatty = "for i in $(seq 1 200); do echo chatter-line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done"
+    write_task(spec, "chatty", {"schedule": "* * * * * *", "command": chatty})
+    proc, reader = start(tmp_path, rate=None, pipe_size=4096)
+    try:
+        deadline = time.monotonic() + 30
+        while not stamps(marks) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stamps(marks), "the ticker never ran"
+        reader.rate = 0  # the reader stops
+        time.sleep(3)  # the pipe fills
+        t0 = time.time()
+        zombie_counts = []
+        while time.time() - t0 < 20:
+            time.sleep(1)
+            zombie_counts.append(len(zombies_of(proc.pid)))
+        t1 = time.time()
+        during = [when for _, when in stamps(marks) if t0 <= when < t1]
+        # 20 seconds: an every-second task runs ~20 times; generous for a busy machine.
+        assert len(during) >= 15, f"only {len(during)} runs in 20 s with stdout's reader stopped"
+        # Finished runs are reaped while nobody reads the log.
+        assert max(zombie_counts) <= 3, zombie_counts
+        assert proc.poll() is None
+    finally:
+        err = stop(proc, reader)
+    events = reader.events()
+    names = [e["event"] for e in events]
+    assert names[-1] == "controller.stopped", (names[-5:], err)
+    # The lifecycle of every tick run that started is in the log.
+    started = {e["run_id"] for e in events if e["event"] == "run.started" and e["task"] == "tick"}
+    exited = {e["run_id"] for e in events if e["event"] == "run.exited" and e["task"] == "tick"}
+    assert len(started) >= 15 and started == exited
+    assert "log.dropped" in names
+
+
+FLOOD = "while :; do head -c 200000 /dev/zero | tr '\\0' x | fold -w 200; sleep 0.05; done"
+
+
+@pytest.mark.slow
+def test_flood_into_slow_reader_misses_no_seconds(tmp_path: Path, spec: Path) -> None:
+    """One task floods output into a 40 KB/s reader; other tasks keep every second."""
+    port = free_port()
+    marks = tmp_path / "ticks"
+    ticker(spec, "tick", marks)
+    write_task(spec, "flood", {"type": "daemon", "command": FLOOD})
+    proc, reader = start(tmp_path, rate=40_000, http=port)
+    try:
+        deadline = time.monotonic() + 30
+        while not stamps(marks) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert stamps(marks), "the ticker never ran"
+        t0 = time.time()
+        time.sleep(15)
+        t1 = time.time()
+        seconds = {int(when) for _, when in stamps(marks) if t0 <= when < t1}
+        assert len(seconds) >= 13, f"runs in only {len(seconds)} of 15 seconds"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            metrics = resp.read().decode()
+        assert proc.poll() is None
+    finally:
+        err = stop(proc, reader)
+    dropped = [
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("reconciler_log_lines_dropped_total")
+    ]
+    assert sum(dropped) > 0, metrics
+    events = reader.events()
+    names = [e["event"] for e in events]
+    reports = [e for e in events if e["event"] == "log.dropped"]
+    assert reports and all(r["dropped"] > 0 for r in reports), err
+    assert not [e for e in events if e["event"] == "run.skipped" and e["task"] == "tick"]
+    # Output was dropped, lifecycle events were not: every tick run has both ends.
+    ticks = {pid for pid, _ in stamps(marks)}
+    started = {e["run_id"]: e["pid"] for e in events if e["event"] == "run.started"}
+    tick_started = {r for r, pid in started.items() if pid in ticks}
+    exited = {e["run_id"] for e in events if e["event"] == "run.exited"}
+    assert len(tick_started) == len(ticks)
+    assert tick_started <= exited
+    assert names[-1] == "controller.stopped"
