@@ -8,7 +8,9 @@ Every-second tasks append `PID EPOCH` to a file, so their runs are seen without 
 from __future__ import annotations
 
 import fcntl
+import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -17,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +204,99 @@ def test_flood_into_slow_reader_misses_no_seconds(tmp_path: Path, spec: Path) ->
     assert len(tick_started) == len(ticks)
     assert tick_started <= exited
     assert names[-1] == "controller.stopped"
+
+
+# --- the sink in one process: a real pipe nobody reads -------------------------------------
+
+
+@pytest.fixture
+def restore_logger() -> Iterator[None]:
+    logger = logging.getLogger("reconciler")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+def test_unread_pipe_never_blocks_and_output_goes_first(restore_logger: None) -> None:
+    from reconciler.obs import logs
+
+    r, w = os.pipe()
+    stream = os.fdopen(w, "w", encoding="utf-8")
+    logs.setup_logging("json", stream)
+    before = logs.dropped_lines_by_kind()
+    start = time.monotonic()
+    for i in range(20_000):  # ~4 MB: far past the pipe and the queue's output share
+        logs.log_event("run.output", f"{i:06d} " + "x" * 150, task="flood", stream="stdout")
+        if i % 100 == 0:
+            logs.log_event("run.started", "Run started.", task="tick", run_id=f"tick-{i}")
+    elapsed = time.monotonic() - start
+    assert elapsed < 10, f"producers waited on the pipe: {elapsed:.1f} s"
+    after = logs.dropped_lines_by_kind()
+    assert after["output"] - before["output"] > 10_000
+    assert after["event"] == before["event"]  # lifecycle events all queued
+    # The reader wakes up: everything queued comes out, in order, and the gap is told.
+    reader = PacedReader(r, None)
+    assert logs.flush_logs(30)
+    logs.setup_logging("json", io.StringIO())
+    stream.close()
+    assert reader.eof.wait(30)
+    events = reader.events()
+    started = [e["run_id"] for e in events if e["event"] == "run.started"]
+    assert started == [f"tick-{i}" for i in range(0, 20_000, 100)]
+    outputs = [int(e["message"].split()[0]) for e in events if e["event"] == "run.output"]
+    assert outputs == sorted(outputs)
+    reports = [e for e in events if e["event"] == "log.dropped"]
+    assert len(reports) == 1 and reports[0]["level"] == "warning"
+    assert reports[0]["output"] == after["output"] - before["output"]
+    assert reports[0]["events"] == 0 and reports[0]["dropped"] == reports[0]["output"]
+    assert len(outputs) + reports[0]["output"] == 20_000
+    os.close(r)
+
+
+def test_text_format_through_the_writer(restore_logger: None) -> None:
+    from reconciler.obs import logs
+
+    r, w = os.pipe()
+    stream = os.fdopen(w, "w", encoding="ascii")
+    logs.setup_logging("text", stream)
+    logs.log_event("run.output", "gr\u00fc\u00df\nzwei", task="t", run_id="r", stream="stdout")
+    logs.log_event("run.exited", "Run succeeded.", task="t", run_id="r", exit_code=0)
+    assert logs.flush_logs(10)
+    logs.setup_logging("json", io.StringIO())
+    stream.close()
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    first, second, end = data.decode("ascii").split("\n")
+    assert end == ""
+    assert " info  run.output task=t run_id=r stream=stdout gr\\xfc\\xdf\\nzwei" in first
+    assert " info  run.exited task=t run_id=r exit_code=0 Run succeeded." in second
+
+
+def test_exit_flushes_pending_lines_and_is_bounded_with_a_stopped_reader() -> None:
+    code = (
+        "from reconciler.obs import log_event, setup_logging\n"
+        "setup_logging()\n"
+        "for i in range(3000):\n"
+        "    log_event('run.started', 'Run started.', task='t', run_id=f'r{i}')\n"
+        "log_event('controller.stopped', 'Controller stopped.', runs_left=0)\n"
+    )
+    # A reader: every line arrives although nobody flushed before the exit.
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, cwd=REPO, check=True
+    )
+    lines = done.stdout.decode().splitlines()
+    assert len(lines) == 3001 and json.loads(lines[-1])["event"] == "controller.stopped"
+    # No reader at all (the pipe is never read): the exit waits ~2 s, not forever.
+    r, w = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=w, cwd=REPO)
+        os.close(w)
+        start = time.monotonic()
+        assert proc.wait(30) == 0
+        assert time.monotonic() - start < 15
+    finally:
+        os.close(r)
