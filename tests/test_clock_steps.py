@@ -1,7 +1,7 @@
 """The loop's ticks under an injected clock: steps back and forward, with real processes.
 
 libfaketime breaks Python's sleeping on this platform, so the controller takes its clock
-as a parameter; these tests drive `tick` by hand with a clock they move.
+as a parameter; these tests drive `reconcile_once` by hand with a clock they move.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def rig(tmp_path: Path) -> Iterator[tuple[Controller, Clock, io.StringIO, Path]]
     yield c, clock, out, spec
     c.supervisor.stop_all("shutdown", lambda h: 1.0)
     deadline = time.monotonic() + 10
-    while c.runs and time.monotonic() < deadline:
-        c._handle_exits(c.supervisor.poll())
+    while c.executor.runs and time.monotonic() < deadline:
+        c.executor.collect_exits()
         time.sleep(0.05)
     c.watcher.stop()
     c.supervisor.close()
@@ -66,10 +66,10 @@ def due_of(e: dict) -> int:
 
 def settle(c: Controller) -> None:
     deadline = time.monotonic() + 10
-    while c.runs and time.monotonic() < deadline:
-        c._handle_exits(c.supervisor.poll())
+    while c.executor.runs and time.monotonic() < deadline:
+        c.executor.collect_exits()
         time.sleep(0.02)
-    assert not c.runs
+    assert not c.executor.runs
 
 
 def test_clock_steps_back_then_forward(rig) -> None:
@@ -77,11 +77,11 @@ def test_clock_steps_back_then_forward(rig) -> None:
     write_task(spec, "tick", {"schedule": "* * * * * *", "command": ["true"],
                               "startingDeadlineSeconds": 10})
     t0 = int(clock.t)
-    c.reload(initial=True)
-    c.tick(t0, [])  # first seen at t0: t0 itself is not due
+    c.load()
+    c.reconcile_once(t0)  # first seen at t0: t0 itself is not due
     assert events(out, "run.started") == []
     clock.t = t0 + 1
-    c.tick(t0 + 1, [])
+    c.reconcile_once(t0 + 1)
     settle(c)
     assert [due_of(e) for e in events(out, "run.started")] == [t0 + 1]
 
@@ -89,16 +89,16 @@ def test_clock_steps_back_then_forward(rig) -> None:
     # until the clock is past the last handled second.
     for back in range(t0 - 60, t0 - 55):
         clock.t = back
-        c.tick(back, [])
+        c.reconcile_once(back)
     clock.t = t0 + 1
-    c.tick(t0 + 1, [])
+    c.reconcile_once(t0 + 1)
     settle(c)
     assert [due_of(e) for e in events(out, "run.started")] == [t0 + 1]
 
     # Forward by 30 s with a 10 s deadline: one late run for the latest second; the
     # others logged, coalesced within the deadline, deadline past it.
     clock.t = t0 + 31.2
-    c.tick(t0 + 31, [])
+    c.reconcile_once(t0 + 31)
     settle(c)
     starts = [due_of(e) for e in events(out, "run.started")]
     assert starts == [t0 + 1, t0 + 31]
@@ -121,10 +121,10 @@ def test_dst_forward_jump_in_task_zone_runs_once(rig) -> None:
                                "command": ["true"]})
     gap_end = int(datetime.fromisoformat("2026-03-29T03:00:00+02:00").timestamp())
     clock.t = gap_end - 3600
-    c.reload(initial=True)
+    c.load()
     for t in range(gap_end - 5, gap_end + 5):
         clock.t = t
-        c.tick(t, [])
+        c.reconcile_once(t)
     settle(c)
     starts = events(out, "run.started")
     assert [due_of(e) for e in starts] == [gap_end]
@@ -138,10 +138,10 @@ def test_dst_repeated_hour_fixed_time_runs_once(rig) -> None:
     first = int(datetime.fromisoformat("2026-10-25T02:30:00+02:00").timestamp())
     second = int(datetime.fromisoformat("2026-10-25T02:30:00+01:00").timestamp())
     clock.t = first - 10
-    c.reload(initial=True)
+    c.load()
     for t in (*range(first - 2, first + 3), *range(second - 2, second + 3)):
         clock.t = t
-        c.tick(t, [])
+        c.reconcile_once(t)
     settle(c)
     assert [due_of(e) for e in events(out, "run.started")] == [first]
 
@@ -151,22 +151,22 @@ def test_clock_step_forward_does_not_time_out_a_healthy_run(rig) -> None:
     write_task(spec, "long", {"schedule": "@reboot", "command": ["sleep", "30"],
                               "timeoutSeconds": 3600, "terminationGracePeriodSeconds": 1})
     t0 = int(clock.t)
-    c.reload(initial=True)
-    c.tick(t0, c._take_reboot())
+    c.load()
+    c.reconcile_once(t0)
     assert len(events(out, "run.started")) == 1
     clock.t = t0 + 7200  # two hours "later" by the wall clock, a moment by the run's
-    c.tick(t0 + 7200, [])
+    c.reconcile_once(t0 + 7200)
     assert events(out, "run.stopping") == []
-    assert len(c.runs) == 1
+    assert len(c.executor.runs) == 1
 
 
 def test_clock_step_back_does_not_park_a_daemon_in_back_off(rig) -> None:
     c, clock, out, spec = rig
     write_task(spec, "crashy", {"type": "daemon", "command": ["false"]})
     t0 = int(clock.t)
-    c.reload(initial=True)
-    c.tick(t0, [])
+    c.load()
+    c.reconcile_once(t0)
     settle(c)  # exited: back-off of 1 s from its end
     clock.t = t0 - 3600  # the wall clock steps back an hour
-    c.tick(t0 - 3600, [])
+    c.reconcile_once(t0 - 3600)
     assert len(events(out, "run.started")) == 2, "restarted within the longest back-off"

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from reconciler.reconcile import (
-    Action,
-    DueSet,
     BACKOFF_MAX_S,
     MAX_ENUMERATED_DUE,
+    Action,
     DaemonState,
     DueQueue,
+    DueSet,
     Inputs,
     ManualRequest,
     RefuseRun,

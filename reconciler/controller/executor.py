@@ -1,0 +1,325 @@
+"""The executor: carries out a tick's actions on processes and accounts for every run.
+
+Start, stop and skip come from `reconcile`; exits come from the supervisor. Every run
+that ends (it exited, could not start, or ended while no controller watched it) goes
+through `finish`: logged, counted, remembered in the task's history and, for a daemon,
+given its back-off. The live runs are the observed state the next decision reads.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.controller import events
+from reconciler.controller.events import RunEnd
+from reconciler.controller.journal import DueJournal
+from reconciler.controller.persist import StateFiles
+from reconciler.controller.records import Run, RunRecord, outcome_of
+from reconciler.obs import Metrics
+from reconciler.reconcile import (
+    Action,
+    DaemonState,
+    RefuseRun,
+    RunKind,
+    RunView,
+    SkipRun,
+    StartRun,
+    StopRun,
+    after_daemon_exit,
+)
+from reconciler.spec import Task
+from reconciler.state import RUNS_FILE
+from reconciler.supervisor import Exited, RunHandle, RunSpec, SpawnError, Supervisor
+
+SKIP_LOG_LIMIT = 100  # per task and tick; beyond that one summary line
+
+Answer = dict[str, Any]  # the reply to a manual run request
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """What starting one run's process gave: a handle, or the error (for users)."""
+
+    task: Task
+    run_id: str
+    at: float  # wall clock when the start was attempted
+    handle: RunHandle | None
+    mono: float
+    error: str | None
+
+
+class SkipReport:
+    """Logs skipped due times: at most SKIP_LOG_LIMIT lines per task and tick, and a
+    suspension once when it is first met, not every second."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._suspended: set[str] = set()
+
+    def unsuspended(self, names: set[str]) -> None:
+        """These tasks are no longer suspended: a later suspension is logged anew."""
+        self._suspended -= names
+
+    def report(self, action: SkipRun, task: Task | None, counts: dict[str, int]) -> None:
+        self.metrics.run_skipped(action.task, action.reason)
+        if action.reason == "suspended":
+            if action.task in self._suspended:
+                return  # logged when the suspension was first met
+            self._suspended.add(action.task)
+        n = counts.get(action.task, 0) + 1
+        counts[action.task] = n
+        if n > SKIP_LOG_LIMIT:
+            return
+        events.run_skipped(
+            action.task,
+            action.due,
+            action.reason,
+            task.timezone if task is not None else UTC,
+            summary=action.count != 1 or n == SKIP_LOG_LIMIT,
+            count=action.count,
+            due_last=action.due_last,
+        )
+
+
+class Executor:
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        journal: DueJournal,
+        files: StateFiles,
+        metrics: Metrics,
+        task_of: Callable[[str], Task | None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.supervisor = supervisor
+        self.journal = journal
+        self.files = files
+        self.metrics = metrics
+        self.task_of = task_of
+        self.clock = clock
+        self.runs: dict[str, Run] = {}
+        self.skips = SkipReport(metrics)
+
+    # --- observed state -----------------------------------------------------------------
+
+    def collect_exits(self) -> None:
+        """Account for every run the supervisor saw end."""
+        exits = self.supervisor.poll()
+        for ex in exits:
+            self._exited(ex)
+        if exits:
+            self.files.dirty.add(RUNS_FILE)
+            self.running_changed()
+
+    def observed(self) -> list[RunView]:
+        """The live runs, as the decision sees them. A cron run whose process ended on its
+        own no longer holds a place, even while its last output is still being read (after
+        a stall, a late run must not be skipped for a run that is over). A daemon stays
+        until its exit is accounted for: its restart waits for its back-off."""
+        ended = self.supervisor.ended()
+        return [
+            r.view
+            for r in self.runs.values()
+            if not (r.view.kind == "cron" and r.view.stopping is None and r.view.run_id in ended)
+        ]
+
+    def records(self) -> list[dict[str, Any]]:
+        """runs.json: what a successor controller adopts."""
+        return [r.record() for r in self.runs.values()]
+
+    def running_changed(self) -> None:
+        counts: dict[str, int] = {}
+        for r in self.runs.values():
+            counts[r.view.task] = counts.get(r.view.task, 0) + 1
+        self.metrics.set_running(counts)
+
+    # --- carrying out a decision ----------------------------------------------------------
+
+    def execute(
+        self, actions: Sequence[Action], tasks: Mapping[str, Task]
+    ) -> tuple[bool, dict[str, Answer]]:
+        """Carry out the actions; returns whether anything started, and the answers to
+        manual run requests by id."""
+        answers: dict[str, Answer] = {}
+        skips: dict[str, int] = {}
+        for action in actions:
+            if isinstance(action, StopRun):
+                self.stop(action)
+        starts = [a for a in actions if isinstance(a, StartRun)]
+        # Every process of this tick first, then the bookkeeping and log lines: the last
+        # run of a busy second starts almost as early as the first. Their output is read
+        # only once their run.started lines are out, so it never comes first.
+        with self.supervisor.holding_output():
+            launched = [self._launch(tasks[a.task], a) for a in starts]
+            done = iter(launched)
+            for action in actions:
+                if isinstance(action, StartRun):
+                    answer = self._started(action, next(done))
+                    if action.request_id is not None:
+                        answers[action.request_id] = answer
+                elif isinstance(action, SkipRun):
+                    self.skips.report(action, tasks.get(action.task), skips)
+                elif isinstance(action, RefuseRun):
+                    answers[action.request_id] = {"ok": False, "reason": action.reason}
+        if starts:
+            self.running_changed()  # once per tick, not per start
+        return bool(starts), answers
+
+    @staticmethod
+    def _new_run_id(task: str, at: float) -> str:
+        stamp = datetime.fromtimestamp(at, UTC).strftime("%Y%m%dT%H%M%SZ")
+        return f"{task}-{stamp}-{secrets.token_hex(3)}"
+
+    def _launch(self, task: Task, action: StartRun) -> _Launch:
+        """Start the process of one StartRun; nothing else, so the next one follows fast."""
+        now = self.clock()
+        run_id = self._new_run_id(task.name, action.due if action.due is not None else now)
+        spec = RunSpec(
+            run_id=run_id,
+            task=task.name,
+            argv=task.argv(),
+            task_env=task.env,
+            cwd=task.working_dir,
+            user=task.user,
+        )
+        try:
+            handle = self.supervisor.start(spec)
+        except SpawnError as exc:
+            return _Launch(task, run_id, now, None, time.monotonic(), str(exc))
+        return _Launch(task, run_id, now, handle, time.monotonic(), None)
+
+    def _started(self, action: StartRun, launch: _Launch) -> Answer:
+        """Record, log and count a launch."""
+        task, run_id, handle = launch.task, launch.run_id, launch.handle
+        kind: RunKind = "daemon" if task.type == "daemon" else "cron"
+        if handle is None:
+            self.finish(
+                RunEnd(
+                    task=task.name, run_id=run_id, pid=None, kind=kind,
+                    fingerprint=task.process_fingerprint(), due=action.due,
+                    trigger=action.trigger, started_at=launch.at, ended_at=launch.at,
+                    error=launch.error,
+                )
+            )
+            return {"ok": False, "reason": launch.error, "run_id": run_id}
+        view = RunView(
+            run_id=run_id,
+            task=task.name,
+            kind=kind,
+            pid=handle.pid,
+            started_at=handle.started_at,
+            due=action.due,
+            fingerprint=task.process_fingerprint(),
+            timeout_s=task.timeout_seconds,
+            grace_s=float(task.termination_grace_period_seconds),
+            started_mono=launch.mono,
+        )
+        self.runs[run_id] = Run(view=view, handle=handle, trigger=action.trigger)
+        events.run_started(
+            task.name, task.type, run_id, handle.pid, action.due, action.trigger, task.timezone
+        )
+        self.metrics.run_started(task.name, action.trigger)
+        self.files.dirty.add(RUNS_FILE)
+        return {"ok": True, "run_id": run_id, "pid": handle.pid}
+
+    def stop(self, action: StopRun) -> None:
+        run = self.runs.get(action.run_id)
+        if run is None or run.view.stopping is not None:
+            return
+        run.view = replace(run.view, stopping=action.reason)
+        events.run_stopping(run.view, action.reason, action.grace_s)
+        self.supervisor.stop(action.run_id, action.grace_s, action.reason)
+
+    def stop_all(self, reason: str) -> None:
+        for run in list(self.runs.values()):
+            self.stop(StopRun(run.view.run_id, reason, run.view.grace_s))
+
+    # --- runs of a previous controller -----------------------------------------------------
+
+    def adopt(self, rec: RunRecord) -> bool:
+        """Take over a run recorded by the previous controller; False if it is gone (its
+        end is then accounted for here)."""
+        handle = None
+        if rec.start_ticks is not None and rec.run_id not in self.runs:
+            try:
+                handle = self.supervisor.adopt(
+                    rec.run_id, rec.task, rec.pid, rec.start_ticks, rec.started_at
+                )
+            except ValueError:
+                return False  # the same run twice in a damaged file
+        if handle is None:
+            self.finish(
+                RunEnd(
+                    task=rec.task, run_id=rec.run_id, pid=rec.pid, kind=rec.kind,
+                    fingerprint=rec.fingerprint, due=rec.due, trigger=rec.trigger,
+                    started_at=rec.started_at, ended_at=self.clock(), adopted=True,
+                    note=f"{rec.task} (pid {rec.pid}) ended while no controller watched it.",
+                )
+            )
+            return False
+        self.runs[rec.run_id] = Run(view=rec.view(), handle=handle, trigger=rec.trigger)
+        events.run_adopted(rec.task, rec.run_id, rec.pid)
+        return True
+
+    # --- the end of a run -------------------------------------------------------------------
+
+    def _exited(self, ex: Exited) -> None:
+        run = self.runs.pop(ex.run_id, None)
+        self.finish(
+            RunEnd(
+                task=ex.task, run_id=ex.run_id, pid=ex.pid,
+                kind=run.view.kind if run is not None else "cron",
+                fingerprint=run.view.fingerprint if run is not None else "",
+                due=run.view.due if run is not None else None,
+                trigger=run.trigger if run is not None else "schedule",
+                started_at=ex.started_at, ended_at=ex.ended_at, exit_code=ex.exit_code,
+                # None when it ended on its own, even if a stop raced it.
+                signal=ex.signal, stop_reason=ex.stop_reason,
+                adopted=run is not None and run.handle is not None and run.handle.adopted,
+            )
+        )
+
+    def finish(self, end: RunEnd) -> None:
+        """The end of a run, whether it exited or could not start: log, count, remember,
+        and for a daemon, work out when it may start again."""
+        outcome = outcome_of(end.stop_reason, end.exit_code, end.signal, end.adopted)
+        current = self.task_of(end.task)
+        events.run_exited(end, outcome, current.timezone if current is not None else UTC)
+        self.metrics.run_finished(end.task, outcome, end.duration_s, end.ended_at)
+        remembered: dict[str, Any] = {
+            "run_id": end.run_id,
+            "due": end.due,
+            "trigger": end.trigger,
+            "started_at": end.started_at,
+            "ended_at": end.ended_at,
+            "exit_code": end.exit_code,
+            "signal": end.signal,
+            "outcome": outcome,
+            "duration_s": round(end.duration_s, 3),
+        }
+        if end.error:
+            remembered["error"] = end.error
+        self.files.remember(end.task, remembered)
+        if end.kind == "daemon":
+            self._daemon_ended(end, current)
+
+    def _daemon_ended(self, end: RunEnd, current: Task | None) -> None:
+        state = after_daemon_exit(
+            self.journal.daemons.get(end.task, DaemonState()),
+            restart_policy=current.restart_policy if current is not None else "Always",
+            fingerprint=end.fingerprint,
+            exit_code=end.exit_code,
+            signal=end.signal,
+            started_at=end.started_at,
+            ended_at=end.ended_at,
+            stop_reason=end.stop_reason,
+        )
+        self.journal.set_daemon(end.task, state)
+        if end.stop_reason is None and state.not_before > end.ended_at:
+            self.metrics.daemon_restart(end.task)
+            events.daemon_backoff(end.task, state.not_before - end.ended_at, state.failures)
