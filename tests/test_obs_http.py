@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import os
+import re
+import select
 import socket
 import threading
 import time
@@ -12,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.obs import HttpServer, Metrics, parse_http_addr, serve_http
+from reconciler.obs.http import MAX_CONNECTIONS, REQUEST_DEADLINE_S
 
 
 class Flags:
@@ -195,8 +200,7 @@ def test_keep_alive_serves_several_requests(server: HttpServer) -> None:
 
 
 def test_binds_exactly_the_given_address(server: HttpServer) -> None:
-    assert server._server is not None
-    assert server._server.socket.getsockname() == ("127.0.0.1", server.port)
+    assert server.address == ("127.0.0.1", server.port)
     assert server.port != 0
 
 
@@ -209,8 +213,7 @@ def test_ipv6_loopback(metrics: Metrics) -> None:
     except OSError as exc:
         pytest.skip(f"cannot bind [::1]: {exc}")
     try:
-        assert srv._server is not None
-        assert srv._server.socket.getsockname()[0] == "::1"
+        assert srv.address[0] == "::1"
         conn = http.client.HTTPConnection("::1", srv.port, timeout=10)
         conn.request("GET", "/healthz")
         assert conn.getresponse().status == 200
@@ -282,3 +285,98 @@ def test_quiet_on_stderr(server: HttpServer, capfd: pytest.CaptureFixture[str]) 
     time.sleep(0.2)
     out, err = capfd.readouterr()
     assert err == "" and out == ""
+
+
+# --- bounds: connections, deadlines -------------------------------------------------------
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """True when the server closes (EOF or reset) within `within` seconds."""
+    sock.settimeout(within)
+    try:
+        return sock.recv(4096) == b""
+    except ConnectionError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def socket_fds() -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            n += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+    return n
+
+
+def test_at_most_64_connections_and_a_new_request_still_answers(server: HttpServer) -> None:
+    base = socket_fds()
+    started = time.monotonic()
+    idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(100)]
+    try:
+        # A fresh request is answered at once: the server makes room by dropping the
+        # connections that have waited longest without sending a whole request.
+        assert request(server, "GET", "/healthz")[0] == 200
+        time.sleep(0.5)
+        # The server (same process) holds at most 64 of them, well before any deadline.
+        assert socket_fds() - base - len(idle) <= MAX_CONNECTIONS
+        readable = select.select(idle, [], [], 0)[0]
+        closed = sum(closed_by_server(s, 0.1) for s in readable)
+        assert closed >= 100 - MAX_CONNECTIONS + 1, closed
+        assert time.monotonic() - started < 5
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_a_request_trickled_byte_by_byte_is_cut_at_the_deadline(server: HttpServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        started = time.monotonic()
+        msg = b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 100
+        cut_after: float | None = None
+        for i in range(len(msg)):  # one byte each 0.25 s: ~30 s if never cut
+            try:
+                s.send(msg[i : i + 1])
+            except OSError:
+                cut_after = time.monotonic() - started
+                break
+            if select.select([s], [], [], 0.25)[0]:
+                with contextlib.suppress(OSError):
+                    s.recv(4096)
+                cut_after = time.monotonic() - started
+                break
+    assert cut_after is not None, "the trickled request was never cut"
+    assert REQUEST_DEADLINE_S - 0.5 <= cut_after <= REQUEST_DEADLINE_S + 1.5, cut_after
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_deadline(server: HttpServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert closed_by_server(s, REQUEST_DEADLINE_S + 3)
+        assert time.monotonic() - started >= REQUEST_DEADLINE_S - 0.5
+
+
+def test_pipelined_requests_are_answered_in_order(server: HttpServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
+    assert statuses == [b"200", b"404", b"200"]
+
+
+def test_oversized_request_head_is_refused(server: HttpServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        with contextlib.suppress(OSError):
+            s.sendall(b"GET /healthz HTTP/1.1\r\n" + b"X-Big: " + b"a" * 70000 + b"\r\n\r\n")
+        answer = b""
+        with contextlib.suppress(OSError):
+            answer = s.recv(4096)
+    assert answer == b"" or answer.split(b"\r\n")[0].split()[1] in (b"400", b"431"), answer

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -40,8 +42,32 @@ def catch_early_signals() -> None:
         signal.signal(signum, lambda n, _f: _EARLY_SIGNALS.append(n))
 
 
+# The soft and hard RLIMIT_NOFILE the process was started with, before
+# raise_open_file_limit(): runs should get this soft limit back (see docs/SECURITY.md).
+OPEN_FILES_AT_START: tuple[int, int] = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def raise_open_file_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit: runs' pipes, the spec walk, state
+    writes and up to 64 HTTP connections must fit, and a distribution's default soft
+    limit (1024) is small for thousands of tasks. Best effort: a limit that cannot be
+    raised stays as it is."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:
+        try:  # the kernel refuses more than fs.nr_open
+            with open("/proc/sys/fs/nr_open") as fh:
+                target = int(fh.read())
+        except (OSError, ValueError):
+            return
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def run(args: argparse.Namespace) -> int:
     catch_early_signals()
+    raise_open_file_limit()
     parser: argparse.ArgumentParser = args._parser
     if args.http:
         try:

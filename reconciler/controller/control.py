@@ -8,6 +8,7 @@ their own and answered by the loop after the tick that acted on them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import queue
@@ -16,13 +17,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 MAX_REQUEST = 4096
 MAX_ANSWER = 65536
+MAX_CLIENTS = 16  # read at once; more wait in the listen backlog, holding nothing of ours
 REQUEST_TIMEOUT_S = 2.0  # for a whole request: a slow client cannot hold anything up
+LISTEN_BACKLOG = 64
+ACCEPT_PAUSE_S = 0.1  # out of descriptors: try again after this, do not spin
 
 
 @dataclass
@@ -31,11 +35,22 @@ class Pending:
     request: dict[str, Any]
 
 
+@dataclass(eq=False)
+class _Client:
+    conn: socket.socket
+    deadline: float
+    data: bytearray = field(default_factory=bytearray)
+
+
 class ControlServer:
     """Accepts and reads requests on its own thread; the loop only takes complete ones.
 
-    A client that connects and sends nothing, or trickles bytes, or sends garbage, costs
-    this thread at most REQUEST_TIMEOUT_S and never the loop a moment.
+    Up to MAX_CLIENTS clients are read at once, with non-blocking sockets and a selector,
+    each with REQUEST_TIMEOUT_S to send its whole request line; further clients wait in
+    the kernel's listen backlog until one of those is done. A client that connects and
+    sends nothing, or trickles bytes, or sends garbage, costs one of those slots for at
+    most REQUEST_TIMEOUT_S and never the loop a moment: the loop takes complete requests
+    from a queue and answers with a send that never waits.
     """
 
     def __init__(self, path: Path, wake: Callable[[], None]) -> None:
@@ -50,7 +65,7 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
-        self.sock.listen(16)
+        self.sock.listen(LISTEN_BACKLOG)
         self.sock.setblocking(False)
         # The thread sleeps until a client connects or close() writes here: no timer
         # wakes it while idle (each wake-up costs a VM ~0.2 ms of CPU).
@@ -58,6 +73,9 @@ class ControlServer:
         self._sel = selectors.DefaultSelector()
         self._sel.register(self.sock, selectors.EVENT_READ)
         self._sel.register(self._stop_r, selectors.EVENT_READ)
+        self._listening = True
+        self._resume_at = 0.0
+        self._clients: dict[int, _Client] = {}
         self._ready: queue.SimpleQueue[Pending] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name="reconciler-control", daemon=True)
@@ -65,30 +83,78 @@ class ControlServer:
 
     def _serve(self) -> None:
         while not self._closed:
-            self._sel.select()
-            if self._closed:
-                return
+            for key, _ in self._sel.select(self._timeout()):
+                if self._closed:
+                    return
+                if key.fileobj is self.sock:
+                    self._accept()
+                elif isinstance(key.data, _Client):
+                    self._read(key.data)
+            now = time.monotonic()
+            for client in [c for c in self._clients.values() if c.deadline <= now]:
+                self._refuse(client, "request not received in time")
+            want = len(self._clients) < MAX_CLIENTS and now >= self._resume_at
+            if want != self._listening:
+                self._listening = want
+                if want:
+                    self._sel.register(self.sock, selectors.EVENT_READ)
+                else:
+                    self._sel.unregister(self.sock)
+
+    def _timeout(self) -> float | None:
+        wake = [c.deadline for c in self._clients.values()]
+        if not self._listening and len(self._clients) < MAX_CLIENTS:
+            wake.append(self._resume_at)
+        if not wake:
+            return None
+        return max(0.0, min(wake) - time.monotonic())
+
+    def _accept(self) -> None:
+        while len(self._clients) < MAX_CLIENTS:
             try:
                 conn, _ = self.sock.accept()
             except BlockingIOError:
-                continue
-            except OSError:
-                if self._closed:
-                    return
-                time.sleep(0.1)  # e.g. out of descriptors: do not spin
-                continue
-            conn.setblocking(True)
-            try:
-                request = self._read(conn)
-            except Exception as exc:  # anything a client sends is answered, never fatal
-                self.reply(conn, {"ok": False, "reason": f"bad request: {str(exc)[:200]}"})
-                continue
-            self._ready.put(Pending(conn=conn, request=request))
-            self._wake()
+                return
+            except OSError as exc:
+                if exc.errno == errno.ECONNABORTED:
+                    continue
+                self._resume_at = time.monotonic() + ACCEPT_PAUSE_S  # e.g. out of descriptors
+                return
+            conn.setblocking(False)
+            client = _Client(conn, time.monotonic() + REQUEST_TIMEOUT_S)
+            self._clients[conn.fileno()] = client
+            self._sel.register(conn, selectors.EVENT_READ, client)
 
-    @staticmethod
-    def _read(conn: socket.socket) -> dict[str, Any]:
-        return read_object(conn, time.monotonic() + REQUEST_TIMEOUT_S, MAX_REQUEST, "request")
+    def _read(self, client: _Client) -> None:
+        try:
+            chunk = client.conn.recv(MAX_REQUEST)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(client)
+            client.conn.close()
+            return
+        client.data += chunk
+        if chunk and b"\n" not in client.data and len(client.data) < MAX_REQUEST:
+            return
+        self._drop(client)
+        try:
+            request = parse_object(bytes(client.data), MAX_REQUEST, "request")
+        except ValueError as exc:  # anything a client sends is answered, never fatal
+            self.reply(client.conn, {"ok": False, "reason": f"bad request: {str(exc)[:200]}"})
+            return
+        self._ready.put(Pending(conn=client.conn, request=request))
+        self._wake()
+
+    def _drop(self, client: _Client) -> None:
+        """Stop reading `client` (the caller answers or closes it)."""
+        self._clients.pop(client.conn.fileno(), None)
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(client.conn)
+
+    def _refuse(self, client: _Client, reason: str) -> None:
+        self._drop(client)
+        self.reply(client.conn, {"ok": False, "reason": f"bad request: {reason}"})
 
     def take(self) -> list[Pending]:
         """Every complete request received so far (the loop's side)."""
@@ -101,9 +167,11 @@ class ControlServer:
 
     @staticmethod
     def reply(conn: socket.socket, answer: dict[str, Any]) -> None:
+        """Answer and close; never waits (the loop calls this). An answer is far smaller
+        than a socket buffer; a client that has not read its last one gets none."""
         try:
-            conn.settimeout(0.5)
-            conn.sendall(json.dumps(answer).encode() + b"\n")
+            conn.setblocking(False)
+            conn.send(json.dumps(answer).encode() + b"\n")
         except OSError:
             pass
         finally:
@@ -119,6 +187,9 @@ class ControlServer:
         self._sel.close()
         os.close(self._stop_r)
         os.close(self._stop_w)
+        for client in list(self._clients.values()):
+            client.conn.close()
+        self._clients.clear()
         for pending in self.take():
             self.reply(pending.conn, {"ok": False, "reason": "controller is stopping"})
         with contextlib.suppress(FileNotFoundError):
@@ -147,7 +218,15 @@ def read_object(sock: socket.socket, deadline: float, limit: int, what: str) -> 
         if not chunk:
             break
         data += chunk
-    obj = json.loads(data.split(b"\n", 1)[0] or b"null")
+    return parse_object(data, limit, what)
+
+
+def parse_object(data: bytes, limit: int, what: str) -> dict[str, Any]:
+    """The JSON object on the first line of `data`; ValueError for anything else."""
+    line, newline, _ = data.partition(b"\n")
+    if not newline and len(data) >= limit:
+        raise ValueError(f"{what} longer than {limit} bytes")
+    obj = json.loads(line or b"null")
     if not isinstance(obj, dict):
         raise ValueError(f"{what} must be a JSON object")
     return obj
