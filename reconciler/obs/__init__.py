@@ -19,8 +19,12 @@ inside nested mappings). The text format, ``--log-format text``, is for people::
 
 with every control character (newline, CR, tab, ESC, DEL, C1, U+2028/9) escaped as
 ``\\n``, ``\\r``, ``\\t``, ``\\xNN`` or ``\\uNNNN`` so no task output can start a line of its
-own. A stdout whose reader went away (EPIPE) is not fatal: lines are dropped and counted
-in ``reconciler_log_lines_dropped_total``.
+own. Nobody who logs waits for stdout: lines are queued (bounded) and written by one
+thread. When stdout cannot keep up, ``run.output`` lines are dropped first, other events
+last; drops are counted in ``reconciler_log_lines_dropped_total`` and told in one
+``log.dropped`` line once the sink has caught up. A stdout whose reader went away (EPIPE)
+is not fatal: lines are dropped and counted the same way. ``flush_logs(timeout)`` waits
+for the queue; at exit it gets up to 2 s.
 
 Metrics
 -------
@@ -49,7 +53,10 @@ reconciler_tick_lag_seconds                    histogram  lateness of loop ticks
 reconciler_last_tick_timestamp_seconds         gauge      time of the last loop tick
 reconciler_daemon_restarts_total{task}         counter    daemons restarted after exiting
 reconciler_build_info{version}                 gauge      always 1
-reconciler_log_lines_dropped_total             counter    log lines lost (stdout broken)
+reconciler_log_lines_dropped_total             counter    log lines not written: stdout too
+                                                          slow or stopped (``run.output``
+                                                          first), closed, or full; see
+                                                          ``log.dropped``
 process_*, python_info                         various    prometheus_client's process and
                                                           platform collectors
 =============================================  =========  ==================================
