@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 from reconciler.controller.persist import DELTA_MAX_TASKS, StateFiles
 from reconciler.controller.records import Ledger
 from reconciler.obs import Metrics
-from reconciler.state import LEDGER_DELTA, LEDGER_FILE, StateDir
+from reconciler.state import LEDGER_DELTA, LEDGER_FILE, RUNS_FILE, StateDir
 
 
 def files_in(tmp_path: Path) -> StateFiles:
@@ -78,3 +79,72 @@ def test_runs_come_before_the_delta_that_drops_starting(tmp_path) -> None:
     files.dirty |= {LEDGER_DELTA, "runs.json"}
     files.flush(ledger, {"runs.json": lambda: []})
     assert order == ["runs.json", LEDGER_DELTA]
+
+
+# --- damaged state files ---------------------------------------------------------------
+
+
+def _logged(monkeypatch) -> list[dict]:
+    import reconciler.controller.persist as persist
+
+    seen: list[dict] = []
+    monkeypatch.setattr(
+        persist, "log_event",
+        lambda event, message, level="info", **f: seen.append(
+            {"event": event, "message": message, "level": level, **f}),
+    )
+    return seen
+
+
+def test_a_damaged_delta_is_reported_once_and_goes_with_the_next_snapshot(
+    tmp_path, monkeypatch
+) -> None:
+    seen = _logged(monkeypatch)
+    files = files_in(tmp_path)
+    files.state.write_json(LEDGER_FILE, {"cursors": {"a": 100}, "generation": 3})
+    (files.state.path / LEDGER_DELTA).write_text('{"generation": 3, "cursors": {"a": 1')
+    ledger = files.load_ledger()
+    assert [e["event"] for e in seen] == ["state.damaged"]
+    assert seen[0]["level"] == "error" and seen[0]["file"] == str(files.state.path / LEDGER_DELTA)
+    assert (files.state.path / f"{LEDGER_DELTA}.damaged").read_text().startswith('{"generation"')
+    files.flush(ledger, {})  # the new snapshot: the damaged delta no longer applies
+    assert not (files.state.path / LEDGER_DELTA).exists()
+    assert json.loads((files.state.path / LEDGER_FILE).read_text())["generation"] == 4
+    again = StateFiles(files.state, Metrics())
+    again.load_ledger()
+    assert len(seen) == 1  # nothing left to report
+
+
+def test_a_damaged_runs_file_is_reported_and_adopts_nothing(tmp_path, monkeypatch) -> None:
+    seen = _logged(monkeypatch)
+    files = files_in(tmp_path)
+    assert files.load_runs() == []
+    (files.state.path / RUNS_FILE).write_text('[{"run_id": "r1", "pid"')
+    assert files.load_runs() == []
+    files.state.write_json(RUNS_FILE, {"not": "a list"})
+    assert files.load_runs() == []
+    assert [e["event"] for e in seen] == ["state.damaged"]  # once per file
+    files.state.write_json(RUNS_FILE, [{"run_id": "r1"}])
+    assert files.load_runs() == [{"run_id": "r1"}]
+
+
+def test_a_fifo_history_file_is_reported_not_waited_on(tmp_path, monkeypatch) -> None:
+    import os
+
+    seen = _logged(monkeypatch)
+    files = files_in(tmp_path)
+    os.mkfifo(files.state.path / "history" / "a.json", 0o600)
+    def hung(*_: object) -> None:
+        raise TimeoutError("blocked on the FIFO")
+
+    old = signal.signal(signal.SIGALRM, hung)  # a regression fails instead of hanging
+    signal.alarm(10)
+    try:
+        files.remember("a", item(1))  # reads the task's file first: must not block
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert [e["event"] for e in seen] == ["state.damaged"]
+    assert "is a FIFO, not a regular file" in seen[0]["message"]
+    files.flush(Ledger(), {}, force=True)  # replaced by rename, as every state file
+    assert json.loads((files.state.path / "history" / "a.json").read_text()) == [item(1)]

@@ -94,3 +94,26 @@ def test_ledger_generation_round_trips() -> None:
     assert again.generation == 7
     assert Ledger.from_json({"cursors": {}, "generation": True}).generation == 0
     assert ledger.delta({"a": 1}) == {"generation": 7, "cursors": {}, "starting": {"a": 1}}
+
+
+def test_a_damaged_ledger_bars_due_times_up_to_its_last_write(tmp_path) -> None:
+    import os
+
+    from reconciler.controller.records import load_ledger, read_ledger
+    from reconciler.state import APPLIED_FILE, LEDGER_FILE, StateDir
+
+    sd = StateDir(tmp_path / "state")
+    sd.ensure()
+    sd.write_json(APPLIED_FILE, {"a": {}, "b": {}})
+    (sd.path / LEDGER_FILE).write_text('{"cursors": {"a": 5')
+    os.utime(sd.path / LEDGER_FILE, (2_000_000_000, 2_000_000_000))
+    found = load_ledger(sd)
+    assert [str(e.path) for e in found.damaged] == [str(sd.path / LEDGER_FILE)]
+    # Every applied task's cursor is the ledger's last write: nothing before it is due.
+    assert found.ledger.cursors == {"a": 2_000_000_000, "b": 2_000_000_000}
+    assert read_ledger(sd)[0].cursors == found.ledger.cursors
+    sd.write_json(LEDGER_FILE, [1, 2])  # JSON, but not a ledger
+    assert load_ledger(sd).damaged
+    sd.write_json(LEDGER_FILE, {"cursors": {"a": 5}})
+    found = load_ledger(sd)
+    assert not found.damaged and found.ledger.cursors == {"a": 5}

@@ -24,6 +24,7 @@ from reconciler.state import (
     LEDGER_DELTA,
     LEDGER_FILE,
     RUNS_FILE,
+    DamagedStateFile,
     StateDir,
     StateFileError,
     history_file,
@@ -74,17 +75,30 @@ class StateFiles:
                 pass
             if name == LEDGER_DELTA:
                 self._damaged_delta = True
-            log_event(
-                "state.damaged",
-                f"{exc}; {kept}going on without it: no due time up to its last write runs "
-                "again, and @every anchors and daemon back-off start afresh.",
-                level="error",
-                file=str(exc.path),
-                error=str(exc),
+            self._report_damaged(
+                exc, f"{kept}going on without it: no due time up to its last write runs "
+                "again, and @every anchors and daemon back-off start afresh",
             )
         if found.behind or found.damaged:
             self.dirty.add(LEDGER_FILE)  # a new snapshot: folds the delta in, ends the damage
         return found.ledger
+
+    def load_runs(self) -> list[Any]:
+        """The records of runs.json as the previous controller left them (not checked
+        one by one: RunRecord.parse does that). Damaged, it is reported (`state.damaged`)
+        and nothing is adopted."""
+        try:
+            raw = self.state.load_json(RUNS_FILE)
+        except DamagedStateFile as exc:
+            self._report_damaged(exc, "runs of the previous controller are not adopted")
+            return []
+        if raw is not None and not isinstance(raw, list):
+            self._report_damaged(
+                DamagedStateFile(self.state.path / RUNS_FILE, "is damaged (not a JSON list)"),
+                "runs of the previous controller are not adopted",
+            )
+            return []
+        return raw or []
 
     def load_history(self) -> None:
         """Ready the history folder; split a history.json of an older version into it."""
@@ -127,18 +141,19 @@ class StateFiles:
                 items = self.state.load_json(history_file(task))
             except StateFileError as exc:  # damaged, or not a regular file: rewritten anew
                 items = None
-                self._report_damaged(exc)
+                self._report_damaged(exc, "its last runs are not shown until it is rewritten")
             items = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
             found = self.history[task] = deque(items[-HISTORY_PER_TASK:], HISTORY_PER_TASK)
         return found
 
-    def _report_damaged(self, exc: StateFileError) -> None:
+    def _report_damaged(self, exc: StateFileError, consequence: str) -> None:
+        """One `state.damaged` error per file for the life of the controller."""
         if str(exc.path) in self._damaged:
             return
         self._damaged.add(str(exc.path))
         log_event(
             "state.damaged",
-            f"{exc}; its runs are not shown, and it is written anew after the next run.",
+            f"{exc}; {consequence}.",
             level="error",
             file=str(exc.path),
             error=str(exc),
