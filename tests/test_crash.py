@@ -18,14 +18,26 @@ def ts(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp())
 
 
+def later_sightings(c: ControllerProc) -> list[int]:
+    """Due times of runs a controller took over from its predecessor."""
+    adopted = c.find("run.adopted", task="tick")
+    unwatched = [e for e in c.find("run.exited", task="tick") if "no controller" in e["message"]]
+    return [ts(e["due"]) for e in adopted + unwatched if e.get("due")]
+
+
 def test_kill_9_cycles_never_double_nor_silently_lose_a_run(dirs, controllers) -> None:
     """50 controllers killed at random moments: each due second ran at most once, and every
-    second within the deadline either ran or was logged as skipped."""
+    second within the deadline either ran or was logged as skipped.
+
+    Log lines are written by a writer thread, so a kill -9 may lose the last lines queued
+    (a run.started among them). Such a run is still in the log: its successor finds it
+    in runs.json and logs it as adopted or as ended unwatched, with its due time."""
     write_task(dirs[0], "tick", {"schedule": "* * * * * *", "startingDeadlineSeconds": 30,
                                  "command": ["true"]})
     rng = random.Random(1234)
     started: list[int] = []
     skipped: list[int] = []
+    seen: list[int] = []  # adopted, or ended while no controller watched
     first_due: int | None = None
     for cycle in range(50):
         c = ControllerProc(dirs[0], dirs[1])
@@ -37,6 +49,7 @@ def test_kill_9_cycles_never_double_nor_silently_lose_a_run(dirs, controllers) -
         c.kill()
         started += [ts(e["due"]) for e in c.find("run.started", task="tick")]
         skipped += [ts(e["due"]) for e in c.find("run.skipped", task="tick")]
+        seen += later_sightings(c)
     # A last, clean controller catches up on what the last kill left within the deadline.
     c = ControllerProc(dirs[0], dirs[1])
     controllers.append(c)
@@ -45,11 +58,12 @@ def test_kill_9_cycles_never_double_nor_silently_lose_a_run(dirs, controllers) -
     assert c.stop() == 0
     started += [ts(e["due"]) for e in c.find("run.started", task="tick")]
     skipped += [ts(e["due"]) for e in c.find("run.skipped", task="tick")]
+    seen += later_sightings(c)
     dupes = sorted({s for s in started if started.count(s) > 1})
     assert not dupes, f"due seconds started twice: {dupes}"
     assert first_due is not None
     last = max(started)
-    accounted = set(started) | set(skipped)
+    accounted = set(started) | set(skipped) | set(seen)
     missing = [s for s in range(first_due, last + 1) if s not in accounted]
     assert not missing, f"{len(missing)} due seconds neither ran nor were logged: {missing[:10]}"
 
@@ -263,7 +277,8 @@ def test_a_state_file_that_cannot_be_written_stops_nothing(dirs, controllers, tm
     files = [e["file"] for e in c.find("state.write-failed")]
     assert len(files) == len(set(files)), f"logged again while it persists: {files}"
     assert not (dirs[1] / "applied.json").exists()
-    assert not [p.name for p in dirs[1].iterdir() if p.name.endswith(".tmp")]
+    # The failed write left no temp file (other files' writes come and go every second).
+    assert not [p.name for p in dirs[1].iterdir() if p.name.startswith(".applied.json.")]
 
     subprocess.run(["prlimit", f"--pid={c.pid}", "--fsize=unlimited:"], check=True)
     c.wait_for("state.written", where=lambda e: e["file"].endswith("applied.json"))

@@ -199,13 +199,14 @@ def run_stopping(view: RunView, reason: str, grace_s: float) -> None:
     )
 
 
-def run_adopted(task: str, run_id: str, pid: int) -> None:
+def run_adopted(task: str, run_id: str, pid: int, due: int | None, tz: Zone) -> None:
     log_event(
         "run.adopted",
         f"Found {task} (pid {pid}) still running from the previous controller.",
         task=task,
         run_id=run_id,
         pid=pid,
+        due=_due(due, tz),
     )
 
 

@@ -263,7 +263,10 @@ class Executor:
             )
             return False
         self.runs[rec.run_id] = Run(view=rec.view(), handle=handle, trigger=rec.trigger)
-        events.run_adopted(rec.task, rec.run_id, rec.pid)
+        current = self.task_of(rec.task)
+        events.run_adopted(
+            rec.task, rec.run_id, rec.pid, rec.due, current.timezone if current else UTC
+        )
         return True
 
     # --- the end of a run -------------------------------------------------------------------
