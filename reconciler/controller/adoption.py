@@ -17,18 +17,17 @@ from reconciler.controller.journal import DueJournal
 from reconciler.controller.records import RunRecord
 from reconciler.obs import Metrics
 from reconciler.spec import Task
-from reconciler.state import RUNS_FILE, StateDir
+from reconciler.state import RUNS_FILE
 
 
 def adopt_previous_runs(
-    state: StateDir,
     executor: Executor,
     journal: DueJournal,
     metrics: Metrics,
     task_of: Callable[[str], Task | None],
 ) -> None:
-    raw = state.read_json(RUNS_FILE)
-    records = [r for r in map(RunRecord.parse, raw if isinstance(raw, list) else []) if r]
+    # A damaged runs.json is reported (state.damaged); nothing of it can be adopted.
+    records = [r for r in map(RunRecord.parse, executor.files.load_runs()) if r]
     for rec in records:
         executor.adopt(rec)
     executor.files.dirty.add(RUNS_FILE)

@@ -131,9 +131,7 @@ class Controller:
         try:
             self._setup()
             self.load()
-            adopt_previous_runs(
-                self.state, self.executor, self.journal, self.metrics, self.desired.task
-            )
+            adopt_previous_runs(self.executor, self.journal, self.metrics, self.desired.task)
             self._loop()
             self._shutdown()
         except StateError:
