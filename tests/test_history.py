@@ -94,7 +94,7 @@ def test_a_history_folder_that_is_a_symlink_is_refused(dirs, tmp_path) -> None:
     (dirs[1] / "history").symlink_to(elsewhere)
     c = ControllerProc(dirs[0], dirs[1])
     assert c.proc.wait(30) == 1
-    assert "history is not a directory" in c.stderr + "\n".join(c.raw)
+    assert "history is a symbolic link, not a directory" in c.stderr + "\n".join(c.raw)
     assert list(elsewhere.iterdir()) == []
 
 
