@@ -68,6 +68,9 @@ CRON_FULL: dict[str, Any] = {
         "workingDir": "/srv/app",
         "user": "deploy",
         "suspend": False,
+        "successfulRunsHistoryLimit": 5,
+        "failedRunsHistoryLimit": 0,
+        "outputLimitBytes": 65536,
     },
 }
 DAEMON_FULL: dict[str, Any] = {
@@ -277,6 +280,9 @@ BORDERLINE: dict[str, st.SearchStrategy[Any]] = {
     "workingDir": STRINGS,
     "user": st.one_of(STRINGS, NUMBERS),
     "suspend": st.one_of(st.booleans(), INTS),
+    "successfulRunsHistoryLimit": NUMBERS,
+    "failedRunsHistoryLimit": NUMBERS,
+    "outputLimitBytes": st.one_of(NUMBERS, st.sampled_from([8388608, 8388609])),
 }
 
 
@@ -396,6 +402,9 @@ def test_schema_is_draft_2020_12_with_descriptions_everywhere() -> None:
         "workingDir",
         "user",
         "suspend",
+        "successfulRunsHistoryLimit",
+        "failedRunsHistoryLimit",
+        "outputLimitBytes",
     }
     assert set(spec) == expected
     defaults = {k: v["default"] for k, v in spec.items() if "default" in v}
@@ -408,4 +417,7 @@ def test_schema_is_draft_2020_12_with_descriptions_everywhere() -> None:
         "restartPolicy": "Always",
         "env": {},
         "suspend": False,
+        "successfulRunsHistoryLimit": 20,
+        "failedRunsHistoryLimit": 20,
+        "outputLimitBytes": 1048576,
     }

@@ -260,6 +260,13 @@ def _pydantic_issues(exc: ValidationError) -> list[Issue]:
     return out
 
 
+_HISTORY_FIELDS = {
+    "successfulRunsHistoryLimit": "successful_runs_history_limit",
+    "failedRunsHistoryLimit": "failed_runs_history_limit",
+    "outputLimitBytes": "output_limit_bytes",
+}
+
+
 def _task(
     model: TaskDocument,
     doc: RawDocument,
@@ -299,6 +306,9 @@ def _task(
     if spec.user is not None:
         norm["user"] = spec.user
     norm["suspend"] = spec.suspend
+    for key, attr in _HISTORY_FIELDS.items():  # in the document only when given
+        if attr in spec.model_fields_set:
+            norm[key] = getattr(spec, attr)
     # Built read-only directly: every value is a str, int, bool or a tuple of str.
     labels = FrozenDict(meta.labels)
     document = FrozenDict(
@@ -333,6 +343,9 @@ def _task(
         suspend=spec.suspend,
         document=document,
         source=doc.source,
+        successful_runs_history_limit=spec.successful_runs_history_limit,
+        failed_runs_history_limit=spec.failed_runs_history_limit,
+        output_limit_bytes=spec.output_limit_bytes,
     )
 
 

@@ -44,6 +44,8 @@ PositiveSeconds = Annotated[
 ]
 Concurrency = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=1, le=1000)]
 Uid = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=0, le=MAX_UID)]
+HistoryLimit = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=0, le=1000)]
+OutputLimit = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=0, le=8 * 1024 * 1024)]
 Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN, max_length=63)]
 EnvName = Annotated[str, StringConstraints(strict=True, pattern=ENV_NAME_PATTERN)]
 
@@ -110,6 +112,11 @@ class Spec(_Strict):
     )
     user: NonEmptyStr | Uid | None = None
     suspend: StrictBool = False
+    successful_runs_history_limit: HistoryLimit = Field(
+        default=20, alias="successfulRunsHistoryLimit"
+    )
+    failed_runs_history_limit: HistoryLimit = Field(default=20, alias="failedRunsHistoryLimit")
+    output_limit_bytes: OutputLimit = Field(default=1024 * 1024, alias="outputLimitBytes")
 
     @model_validator(mode="after")
     def _type_rules(self) -> Spec:

@@ -75,6 +75,10 @@ class Task:
     suspend: bool
     document: Mapping[str, Any]  # normalised, defaults filled, JSON-serialisable
     source: str  # the document's own text in its file
+    # Run history (reconciler.history): runs kept per outcome, output bytes kept per run.
+    successful_runs_history_limit: int = 20
+    failed_runs_history_limit: int = 20
+    output_limit_bytes: int = 1024 * 1024
     _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def argv(self) -> list[str]:
