@@ -94,7 +94,7 @@ Behaviour
 
 from reconciler.supervisor.core import Supervisor
 from reconciler.supervisor.lines import CONTINUATION_MARKER, MAX_LINE_BYTES
-from reconciler.supervisor.model import RUN_ID_ENV, Exited, RunHandle, RunSpec, SpawnError
+from reconciler.supervisor.model import RUN_ID_ENV, Exited, Limits, RunHandle, RunSpec, SpawnError
 from reconciler.supervisor.procinfo import process_start_ticks
 from reconciler.supervisor.reaper import become_subreaper
 
@@ -103,6 +103,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "RUN_ID_ENV",
     "Exited",
+    "Limits",
     "RunHandle",
     "RunSpec",
     "SpawnError",

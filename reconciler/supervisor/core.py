@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from reconciler.supervisor.cgroups import CgroupError, Cgroups, RunCgroup, kill_all
 from reconciler.supervisor.descendants import ProcScan, send
-from reconciler.supervisor.model import Exited, RunHandle, RunSpec
+from reconciler.supervisor.model import Exited, RunHandle, RunSpec, SpawnError
 from reconciler.supervisor.procinfo import group_exists, read_stat
 from reconciler.supervisor.pump import OutputCallback, Pump, Stream, Waker
 from reconciler.supervisor.reaper import describe_status, reap_all
@@ -33,6 +34,9 @@ GROUP_RECHECK_SECONDS = 0.25
 ADOPTED_RECHECK_SECONDS = 1.0
 # One look at /proc serves every run stopped within this long (stop_all, one poll()).
 SCAN_REUSE_SECONDS = 0.05
+# A run's cgroup still holding processes when the run is reported (what it daemonized)
+# is tried again this often, and removed once empty.
+CGROUP_RETRY_SECONDS = 5.0
 
 
 @dataclass(eq=False)
@@ -59,6 +63,8 @@ class _Run:
     whole_group: bool = True
     # Descendants outside the run's group found since it was stopped: pid -> start ticks.
     strays: dict[int, int] = field(default_factory=dict)
+    # Runs with memoryMax, cpuMax or processesMax: their cgroup (cgroups.py).
+    cgroup: RunCgroup | None = None
 
 
 class Supervisor:
@@ -75,6 +81,14 @@ class Supervisor:
         self._held: list[Stream] | None = None
         self._scan: ProcScan | None = None
         self._scan_at = 0.0
+        self._cgroups = Cgroups()
+        # Cgroups of reported runs that still held processes; removed once empty.
+        self._leftover: list[RunCgroup] = []
+        self._leftover_at = 0.0
+        try:
+            self._cgroups.clean_leftovers()
+        except OSError as exc:
+            log.warning("cannot clean cgroups left by an earlier controller: %s", exc)
 
     # --- starting and adopting ----------------------------------------------------------
 
@@ -82,12 +96,23 @@ class Supervisor:
         if self._closed:
             raise RuntimeError("supervisor is closed")
         prepared = prepare(spec)
+        cgroup: RunCgroup | None = None
+        if spec.limits is not None and spec.limits.cgroup():
+            try:
+                cgroup = self._cgroups.create(spec.run_id, spec.limits)
+            except CgroupError as exc:
+                raise SpawnError(str(exc)) from None
         # The lock is held across the spawn so that poll() in another thread cannot
         # reap a quick child before it is known.
         with self._lock:
-            if spec.run_id in self._runs:
-                raise ValueError(f"run {spec.run_id} already exists")
-            spawned = spawn(prepared)
+            try:
+                if spec.run_id in self._runs:
+                    raise ValueError(f"run {spec.run_id} already exists")
+                spawned = spawn(prepared, cgroup.procs_files() if cgroup is not None else ())
+            except BaseException:
+                if cgroup is not None:
+                    cgroup.remove()
+                raise
             started_at = time.time()
             pid = spawned.popen.pid
             handle = RunHandle(
@@ -99,7 +124,7 @@ class Supervisor:
                 started_at=started_at,
                 adopted=False,
             )
-            run = _Run(handle, popen=spawned.popen, open_streams=2)
+            run = _Run(handle, popen=spawned.popen, open_streams=2, cgroup=cgroup)
             self._runs[spec.run_id] = run
             self._by_pid[pid] = run
             on_done = functools.partial(self._stream_done, run)
@@ -146,7 +171,7 @@ class Supervisor:
             os.close(pidfd)  # the pid was reused between the two looks
             return None
         handle = RunHandle(run_id, task, pid, st.pgid, start_ticks, started_at, adopted=True)
-        run = _Run(handle, whole_group=st.pgid == pid)
+        run = _Run(handle, whole_group=st.pgid == pid, cgroup=self._cgroups.adopt(run_id, pid))
         with self._lock:
             if run_id in self._runs:
                 if pidfd is not None:
@@ -220,6 +245,8 @@ class Supervisor:
     def _escalate(self, run: _Run, now: float) -> None:
         strays = self._strays(run, now)
         self._signal(run, signal.SIGKILL)
+        if run.cgroup is not None:
+            kill_all(run.cgroup, signal.SIGKILL)
         run.kill_sent = now
         for pid, ticks in run.strays.items():
             strays.setdefault(pid, ticks)
@@ -252,13 +279,17 @@ class Supervisor:
             if st is not None and st.start_ticks == ticks:
                 roots.add(pid)
         found = scan.below(roots) | scan.marked(h.run_id, h.start_ticks)
+        if run.cgroup is not None:
+            # The cgroup holds the whole tree, whatever left the group or cleared its
+            # environment; read after the scan, so a process forked since is in it.
+            found |= run.cgroup.pids()
         found -= group
         found.discard(h.pid)
         found.discard(os.getpid())
         out: dict[int, int] = {}
         for pid in found:
-            st = scan.procs[pid]
-            if st.state not in ("Z", "X"):
+            st = scan.procs.get(pid) or read_stat(pid)
+            if st is not None and st.state not in ("Z", "X"):
                 out[pid] = st.start_ticks
         return out
 
@@ -344,6 +375,9 @@ class Supervisor:
                     _ = run.handle.start_ticks  # while /proc/<pid> is sure to exist
             self._reap(now)
             self._check_adopted(now)
+            if self._leftover and now >= self._leftover_at + CGROUP_RETRY_SECONDS:
+                self._leftover_at = now
+                self._leftover = [rc for rc in self._leftover if not rc.remove()]
             for run in list(self._runs.values()):
                 due = run.kill_deadline
                 if due is not None and run.kill_sent is None and now >= due:
@@ -369,6 +403,11 @@ class Supervisor:
         if self._by_pid.get(h.pid) is run:
             del self._by_pid[h.pid]
         assert run.ended_at is not None
+        oom_killed = False
+        if run.cgroup is not None:
+            oom_killed = run.cgroup.oom_killed()
+            if not run.cgroup.remove():
+                self._leftover.append(run.cgroup)
         return Exited(
             run_id=h.run_id,
             task=h.task,
@@ -378,6 +417,7 @@ class Supervisor:
             started_at=h.started_at,
             ended_at=run.ended_at,
             stop_reason=run.stop_reason,
+            oom_killed=oom_killed,
         )
 
     def ended(self) -> set[str]:

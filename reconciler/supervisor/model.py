@@ -18,6 +18,26 @@ class SpawnError(Exception):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Kernel-enforced limits of one run (None: no limit). memory_max, cpu_max and
+    processes_max need a cgroup per run (cgroups.py); open_files_max is RLIMIT_NOFILE."""
+
+    memory_max: int | None = None  # bytes, all processes of the run together
+    cpu_max: float | None = None  # cores
+    open_files_max: int | None = None  # soft and hard RLIMIT_NOFILE
+    processes_max: int | None = None  # processes of the run together
+
+    def any(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.memory_max, self.cpu_max, self.open_files_max, self.processes_max)
+        )
+
+    def cgroup(self) -> bool:
+        return any(v is not None for v in (self.memory_max, self.cpu_max, self.processes_max))
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """Everything needed to start one run; no knowledge of tasks or schedules."""
 
@@ -31,6 +51,7 @@ class RunSpec:
     task_env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     user: str | int | None = None
+    limits: Limits | None = None
 
 
 class RunHandle:
@@ -112,3 +133,6 @@ class Exited:
     started_at: float
     ended_at: float
     stop_reason: str | None  # the reason given to stop() while the run was alive
+    # The kernel killed a process of the run for its memoryMax (read from the run's
+    # cgroup before its removal); only runs with a memory limit can have it.
+    oom_killed: bool = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -117,44 +118,82 @@ def prepare(spec: RunSpec) -> Prepared:
     return Prepared(spec, argv, env, ids, ids.home, strict=False)
 
 
-def _enter_as_user(path: str, strict: bool, report_fd: int) -> Callable[[], None]:
-    """The child's last step before exec, after Popen switched it to the user: enter the
-    run's folder with the user's own rights. Runs in the forked child: no locks, nothing
-    but two system calls. A failure is reported through report_fd (the errno), since
-    Popen only says that preexec_fn raised."""
-    target = os.fsencode(path)
+def _child_step(
+    procs: tuple[bytes, ...],
+    nofile: int | None,
+    ids: UserIds | None,
+    cwd: str | None,
+    strict: bool,
+    report_fd: int,
+) -> Callable[[], None]:
+    """The child's last step before exec (after setsid), in this order: join the run's
+    cgroups (as root, before it can fork: nothing it starts is ever outside), set
+    RLIMIT_NOFILE, switch to the user, enter the run's folder with the user's own rights.
+    Runs in the forked child: no locks, nothing but system calls. A failure is reported
+    through report_fd as '<stage> <errno>', since Popen only says that preexec_fn raised."""
+    target = os.fsencode(cwd) if cwd is not None else None
+    groups = list(ids.groups) if ids is not None else []
 
-    def enter() -> None:
+    def step() -> None:
+        stage = "cgroup"
         try:
-            os.chdir(target)
+            for path in procs:
+                fd = os.open(path, os.O_WRONLY)
+                try:
+                    os.write(fd, b"0")
+                finally:
+                    os.close(fd)
+            if nofile is not None:
+                stage = "nofile"
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+            if ids is not None:
+                stage = "user"
+                os.setgroups(groups)
+                os.setresgid(ids.gid, ids.gid, ids.gid)
+                os.setresuid(ids.uid, ids.uid, ids.uid)
+            if target is not None:
+                stage = "cwd"
+                try:
+                    os.chdir(target)
+                except OSError:
+                    if strict:
+                        raise
+                    os.chdir(b"/")
         except OSError as exc:
-            if not strict:
-                os.chdir(b"/")
-                return
-            os.write(report_fd, str(exc.errno or 0).encode())
+            os.write(report_fd, f"{stage} {exc.errno or 0}".encode())
             raise
 
-    return enter
+    return step
 
 
-def _cwd_error(report_r: int, prepared: Prepared) -> SpawnError:
-    ids = prepared.ids
-    assert ids is not None
+def _step_error(report_r: int, prepared: Prepared) -> SpawnError:
     try:
-        raw = os.read(report_r, 32)
+        raw = os.read(report_r, 64).decode("ascii", "replace")
     except BlockingIOError:
-        raw = b""
-    code = int(raw) if raw.isdigit() else 0
-    if code == 0:
-        return SpawnError(f"cannot switch to user {ids.name!r}")
-    reason = os.strerror(code)
-    if code in (errno.EACCES, errno.EPERM):
-        reason += f" for user {ids.name!r}"
-    return SpawnError(f"workingDir {prepared.user_cwd}: {reason}")
+        raw = ""
+    stage, _, num = raw.partition(" ")
+    code = int(num) if num.isdigit() else 0
+    reason = os.strerror(code) if code else "failed"
+    ids = prepared.ids
+    if stage == "cgroup":
+        return SpawnError(f"cannot join the run's cgroup: {reason}")
+    if stage == "nofile":
+        limits = prepared.spec.limits
+        value = limits.open_files_max if limits is not None else None
+        return SpawnError(f"openFilesMax {value}: {reason}")
+    if stage == "cwd" and ids is not None:
+        if code in (errno.EACCES, errno.EPERM):
+            reason += f" for user {ids.name!r}"
+        return SpawnError(f"workingDir {prepared.user_cwd}: {reason}")
+    if ids is not None:
+        return SpawnError(f"cannot switch to user {ids.name!r}: {reason}")
+    return SpawnError(f"cannot start {prepared.argv[0]}: {reason}")
 
 
-def spawn(prepared: Prepared) -> Spawned:
-    """Start the process or raise SpawnError; never falls back to our own user."""
+def spawn(prepared: Prepared, procs: tuple[bytes, ...] = ()) -> Spawned:
+    """Start the process or raise SpawnError; never falls back to our own user.
+
+    procs: the cgroup.procs files of the run's cgroups, joined by the child before exec."""
     spec, argv, env, ids = prepared.spec, prepared.argv, prepared.env, prepared.ids
     try:
         out_r, out_w = os.pipe()
@@ -166,13 +205,16 @@ def spawn(prepared: Prepared) -> Spawned:
         os.close(out_r)
         os.close(out_w)
         raise SpawnError(f"cannot create output pipes: {exc.strerror}") from None
-    # A run with `user` enters its folder in a preexec_fn: Popen calls it after
-    # setgroups, setregid and setreuid, where its own cwd= would chdir as root, before
-    # the switch. The report pipe is close-on-exec: empty unless the chdir failed.
+    # A run with `user`, a cgroup or openFilesMax takes one step of system calls in the
+    # child before exec (_child_step): Popen's own user switch would come before the
+    # cgroup join, which the user may not do, and its cwd= would chdir as root. The
+    # report pipe is close-on-exec: empty unless the step failed. Every other run keeps
+    # Popen's vfork() fast path.
+    limits = spec.limits
+    nofile = limits.open_files_max if limits is not None else None
     report: tuple[int, int] | None = None
     preexec: Callable[[], None] | None = None
-    if ids is not None:
-        assert prepared.user_cwd is not None
+    if ids is not None or procs or nofile is not None:
         try:
             report = os.pipe()
         except OSError as exc:
@@ -180,9 +222,7 @@ def spawn(prepared: Prepared) -> Spawned:
                 os.close(fd)
             raise SpawnError(f"cannot create output pipes: {exc.strerror}") from None
         os.set_blocking(report[0], False)
-        preexec = _enter_as_user(prepared.user_cwd, prepared.strict, report[1])
-    # With no user switch, Popen keeps its vfork() fast path; user=/group=/extra_groups
-    # make the child call setgroups, setregid and setreuid (real, effective and saved ids).
+        preexec = _child_step(procs, nofile, ids, prepared.user_cwd, prepared.strict, report[1])
     try:
         popen = subprocess.Popen(  # noqa: S603 - argv is exec'd without a shell on purpose
             argv,
@@ -194,21 +234,18 @@ def spawn(prepared: Prepared) -> Spawned:
             close_fds=True,
             start_new_session=True,
             restore_signals=True,
-            preexec_fn=preexec,  # noqa: PLW1509 - two system calls, see _enter_as_user
-            user=None if ids is None else ids.uid,
-            group=None if ids is None else ids.gid,
-            extra_groups=None if ids is None else list(ids.groups),
+            preexec_fn=preexec,  # noqa: PLW1509 - system calls only, see _child_step
         )
     except OSError as exc:
         os.close(out_r)
         os.close(err_r)
         raise _exec_error(exc, spec, ids) from None
     except subprocess.SubprocessError:
-        # Only preexec_fn raises this: the user could not enter its folder.
+        # Only preexec_fn raises this: see _child_step.
         os.close(out_r)
         os.close(err_r)
         assert report is not None
-        raise _cwd_error(report[0], prepared) from None
+        raise _step_error(report[0], prepared) from None
     except (ValueError, TypeError) as exc:
         os.close(out_r)
         os.close(err_r)
