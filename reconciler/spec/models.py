@@ -27,7 +27,7 @@ MAX_SECONDS = 31_536_000  # a year: bounds arithmetic on times, far beyond any r
 MAX_UID = 4_294_967_294  # (uid_t)-1 is "no user"
 
 CRON_ONLY = ("schedule", "concurrencyPolicy", "startingDeadlineSeconds", "maxConcurrency")
-DAEMON_ONLY = ("restartPolicy",)
+DAEMON_ONLY = ("restartPolicy", "replicas")
 
 
 def _integral(value: Any) -> Any:
@@ -106,6 +106,7 @@ class Spec(_Strict):
     restart_policy: Literal["Always", "OnFailure", "Never"] = Field(
         default="Always", alias="restartPolicy"
     )
+    replicas: Concurrency = 1
     env: dict[EnvName, StrictStr] = Field(default_factory=dict)
     working_dir: Annotated[str, StringConstraints(strict=True, pattern=r"^/")] | None = Field(
         default=None, alias="workingDir"
