@@ -403,6 +403,7 @@ def test_schema_is_draft_2020_12_with_descriptions_everywhere() -> None:
         "env",
         "workingDir",
         "user",
+        "resources",
         "suspend",
         "successfulRunsHistoryLimit",
         "failedRunsHistoryLimit",

@@ -7,12 +7,15 @@ wrong types are the schema's to report.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from reconciler.spec.models import MAX_MEMORY, MEMORY_PATTERN, MIN_MEMORY
 from reconciler.spec.schema import Issue
+from reconciler.spec.task import memory_bytes
 from reconciler.spec.zones import ZoneError, get_zone
 
 if TYPE_CHECKING:
@@ -100,6 +103,14 @@ def check_semantics(data: Any) -> Checked:
         for key, value in env.items():
             if _has_nul(value):
                 issues.append(Issue(("spec", "env", key), "value must not contain NUL characters"))
+    resources = spec.get("resources")
+    memory = resources.get("memoryMax") if isinstance(resources, dict) else None
+    if isinstance(memory, str) and re.fullmatch(MEMORY_PATTERN, memory):
+        size = memory_bytes(memory)
+        if not MIN_MEMORY <= size <= MAX_MEMORY:
+            issues.append(
+                Issue(("spec", "resources", "memoryMax"), f"{memory} is not within 1Mi and 1024Ti")
+            )
     for name, key in (("workingDir", "workingDir"), ("user", "user")):
         if _has_nul(spec.get(key)):
             issues.append(Issue(("spec", name), "must not contain NUL characters"))

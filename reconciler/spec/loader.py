@@ -19,11 +19,12 @@ from reconciler.spec.discovery import discover_roots
 from reconciler.spec.errors import SpecError, document_label
 from reconciler.spec.jsonload import parse_json
 from reconciler.spec.models import NAME_PATTERN, TaskDocument
+from reconciler.spec.models import Resources as Resources_
 from reconciler.spec.safeyaml import ParsedFile, RawDocument, parse_yaml, quote
 from reconciler.spec.safeyaml import Path as FieldPath
 from reconciler.spec.schema import Issue, check_document
 from reconciler.spec.security import running_as_root, unsafe_reason
-from reconciler.spec.task import FrozenDict, Task
+from reconciler.spec.task import FrozenDict, Resources, Task, memory_bytes
 from reconciler.spec.zones import host_zone
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -305,6 +306,20 @@ def _task(
         norm["workingDir"] = spec.working_dir
     if spec.user is not None:
         norm["user"] = spec.user
+    resources = _resources(spec.resources)
+    if resources is not None:
+        norm["resources"] = FrozenDict(
+            {
+                key: value
+                for key, value in (
+                    ("memoryMax", resources.memory_max),
+                    ("cpuMax", resources.cpu_max),
+                    ("openFilesMax", resources.open_files_max),
+                    ("processesMax", resources.processes_max),
+                )
+                if value is not None
+            }
+        )
     norm["suspend"] = spec.suspend
     for key, attr in _HISTORY_FIELDS.items():  # in the document only when given
         if attr in spec.model_fields_set:
@@ -343,10 +358,24 @@ def _task(
         suspend=spec.suspend,
         document=document,
         source=doc.source,
+        resources=resources,
         successful_runs_history_limit=spec.successful_runs_history_limit,
         failed_runs_history_limit=spec.failed_runs_history_limit,
         output_limit_bytes=spec.output_limit_bytes,
     )
+
+
+def _resources(given: Resources_ | None) -> Resources | None:
+    """memoryMax in bytes, cpuMax a float; None when the task sets no limit at all."""
+    if given is None:
+        return None
+    out = Resources(
+        memory_max=memory_bytes(given.memory_max) if given.memory_max is not None else None,
+        cpu_max=float(given.cpu_max) if given.cpu_max is not None else None,
+        open_files_max=given.open_files_max,
+        processes_max=given.processes_max,
+    )
+    return None if out == Resources() else out
 
 
 def find_duplicates(files: Mapping[str, FileLoad]) -> list[SpecError]:

@@ -48,6 +48,16 @@ HistoryLimit = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=
 OutputLimit = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=0, le=8 * 1024 * 1024)]
 Name = Annotated[str, StringConstraints(strict=True, pattern=NAME_PATTERN, max_length=63)]
 EnvName = Annotated[str, StringConstraints(strict=True, pattern=ENV_NAME_PATTERN)]
+MEMORY_PATTERN = r"^[1-9][0-9]{0,12}(Ki|Mi|Gi|Ti)$"
+MIN_MEMORY = 1 << 20
+MAX_MEMORY = 1 << 50
+MemoryBytes = Annotated[
+    int, BeforeValidator(_integral), Field(strict=True, ge=MIN_MEMORY, le=MAX_MEMORY)
+]
+MemoryText = Annotated[str, StringConstraints(strict=True, pattern=MEMORY_PATTERN)]
+Cores = Annotated[float, Field(strict=True, ge=0.01, le=1024)]
+OpenFiles = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=16, le=1_048_576)]
+Processes = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=1, le=4_194_304)]
 
 
 def _command(value: Any) -> Any:
@@ -88,6 +98,14 @@ class Metadata(_Strict):
     labels: dict[NonEmptyStr, StrictStr] = Field(default_factory=dict)
 
 
+class Resources(_Strict):
+    # A memoryMax text outside 1Mi..1024Ti is refused by checks.py (as for the schema).
+    memory_max: MemoryBytes | MemoryText | None = Field(default=None, alias="memoryMax")
+    cpu_max: Cores | None = Field(default=None, alias="cpuMax")
+    open_files_max: OpenFiles | None = Field(default=None, alias="openFilesMax")
+    processes_max: Processes | None = Field(default=None, alias="processesMax")
+
+
 class Spec(_Strict):
     type: Literal["cron", "daemon"] = "cron"
     schedule: NonEmptyStr | None = None
@@ -112,6 +130,7 @@ class Spec(_Strict):
         default=None, alias="workingDir"
     )
     user: NonEmptyStr | Uid | None = None
+    resources: Resources | None = None
     suspend: StrictBool = False
     successful_runs_history_limit: HistoryLimit = Field(
         default=20, alias="successfulRunsHistoryLimit"

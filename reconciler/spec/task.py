@@ -49,6 +49,26 @@ def _digest(value: Any) -> str:
 
 MASK = "***"
 
+_UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
+
+
+def memory_bytes(value: int | str) -> int:
+    """memoryMax in bytes: an int as is, '512Mi' as 512 * 2**20 (the schema's pattern)."""
+    if isinstance(value, int):
+        return value
+    return int(value[:-2]) * _UNITS[value[-2:]]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """`resources` of a task: None where no limit is set. memory_max in bytes, cpu_max in
+    cores. The supervisor enforces them (supervisor.Limits)."""
+
+    memory_max: int | None = None
+    cpu_max: float | None = None
+    open_files_max: int | None = None
+    processes_max: int | None = None
+
 
 @dataclass(frozen=True)
 class Task:
@@ -79,6 +99,7 @@ class Task:
     successful_runs_history_limit: int = 20
     failed_runs_history_limit: int = 20
     output_limit_bytes: int = 1024 * 1024
+    resources: Resources | None = None
     _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def argv(self) -> list[str]:
@@ -88,17 +109,19 @@ class Task:
         return list(self.command)
 
     def process_fingerprint(self) -> str:
-        """Hash of what a daemon restart depends on: command, env, user, workingDir."""
+        """Hash of what a daemon restart depends on: command, env, user, workingDir, and
+        resources when set (absent, the hash is the one of before resources existed)."""
         found = self._cache.get("process")
         if found is None:
-            found = _digest(
-                {
-                    "command": self.command,
-                    "env": self.env,
-                    "user": self.user,
-                    "workingDir": self.working_dir,
-                }
-            )
+            what: dict[str, Any] = {
+                "command": self.command,
+                "env": self.env,
+                "user": self.user,
+                "workingDir": self.working_dir,
+            }
+            if self.resources is not None:
+                what["resources"] = self.document["spec"]["resources"]
+            found = _digest(what)
             self._cache["process"] = found
         return found
 
