@@ -52,7 +52,7 @@ def rig(tmp_path: Path) -> Iterator[tuple[Controller, Clock, io.StringIO, Path]]
     while c.executor.runs and time.monotonic() < deadline:
         c.executor.collect_exits()
         time.sleep(0.05)
-    c.watcher.stop()
+    c.refresh.close()
     c.supervisor.close()
 
 

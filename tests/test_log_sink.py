@@ -125,7 +125,8 @@ def test_stopped_reader_does_not_stop_the_clock(tmp_path: Path, spec: Path) -> N
     marks = tmp_path / "ticks"
     ticker(spec, "tick", marks)
     # Some output every second, so the (small) pipe is full within a few seconds.
-    chatty = "for i in $(seq 1 200); do echo chatter-line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done"
+    # 2,000 lines a second: past the queue's share for output (16,384 lines) within 20 s.
+    chatty = "seq -f chatter-line-%g-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx 1 2000"
     write_task(spec, "chatty", {"schedule": "* * * * * *", "command": chatty})
     proc, reader = start(tmp_path, rate=None, pipe_size=4096)
     try:
@@ -227,7 +228,7 @@ def test_unread_pipe_never_blocks_and_output_goes_first(restore_logger: None) ->
     logs.setup_logging("json", stream)
     before = logs.dropped_lines_by_kind()
     start = time.monotonic()
-    for i in range(20_000):  # ~4 MB: far past the pipe and the queue's output share
+    for i in range(40_000):  # ~6 MB, 40,000 lines: far past the pipe and the output share
         logs.log_event("run.output", f"{i:06d} " + "x" * 150, task="flood", stream="stdout")
         if i % 100 == 0:
             logs.log_event("run.started", "Run started.", task="tick", run_id=f"tick-{i}")
@@ -244,14 +245,14 @@ def test_unread_pipe_never_blocks_and_output_goes_first(restore_logger: None) ->
     assert reader.eof.wait(30)
     events = reader.events()
     started = [e["run_id"] for e in events if e["event"] == "run.started"]
-    assert started == [f"tick-{i}" for i in range(0, 20_000, 100)]
+    assert started == [f"tick-{i}" for i in range(0, 40_000, 100)]
     outputs = [int(e["message"].split()[0]) for e in events if e["event"] == "run.output"]
     assert outputs == sorted(outputs)
     reports = [e for e in events if e["event"] == "log.dropped"]
     assert len(reports) == 1 and reports[0]["level"] == "warning"
     assert reports[0]["output"] == after["output"] - before["output"]
     assert reports[0]["events"] == 0 and reports[0]["dropped"] == reports[0]["output"]
-    assert len(outputs) + reports[0]["output"] == 20_000
+    assert len(outputs) + reports[0]["output"] == 40_000
     os.close(r)
 
 

@@ -31,11 +31,11 @@ from reconciler.controller.desired import Applied, DesiredState
 from reconciler.controller.executor import Executor
 from reconciler.controller.journal import DueJournal
 from reconciler.controller.persist import StateFiles
-from reconciler.controller.reader import SpecReader
 from reconciler.controller.records import applied_document
+from reconciler.controller.refresh import SpecRefresh
 from reconciler.controller.requests import Requests
 from reconciler.controller.specset import Refresh
-from reconciler.controller.watch import SpecWatcher
+from reconciler.history import HistoryWriter
 from reconciler.hosts import HostIdentity
 from reconciler.obs import HttpServer, Metrics
 from reconciler.reconcile import Inputs, reconcile
@@ -54,9 +54,6 @@ from reconciler.state import (
 )
 from reconciler.supervisor import Supervisor, become_subreaper
 
-DEBOUNCE_QUIET_S = 0.04  # a burst of events settles when quiet this long...
-DEBOUNCE_MAX_S = 0.5  # ...or after this long at most
-RESCAN_EVERY_S = 300.0  # level-triggered safety net against a missed file event
 TICK_EARLY_S = 0.004
 TICK_SPIN_S = 0.0015
 HEALTHY_TICK_AGE_S = 5.0
@@ -88,13 +85,14 @@ class Controller:
         self.desired = DesiredState(
             opts.spec_dir, opts.identity, self.journal, self.metrics, clock
         )
-        self.supervisor = Supervisor(on_output=events.run_output, wake=self.wake)
+        self.history = HistoryWriter(self.state.path, self.metrics)  # its own thread
+        self.supervisor = Supervisor(on_output=self.history.tee(events.run_output), wake=self.wake)
         self.executor = Executor(
-            self.supervisor, self.journal, self.files, self.metrics, self.desired.task, clock
+            self.supervisor, self.journal, self.files, self.metrics, self.desired.task, clock,
+            history=self.history,
         )
         self.requests = Requests()
-        self.reader = SpecReader(self.desired.specs, self.wake)
-        self.watcher = SpecWatcher(opts.spec_dir, opts.watch, self._on_fs_event)
+        self.refresh = SpecRefresh(opts.spec_dir, self.desired.specs, opts.watch, self.wake)
         self.http: HttpServer | None = None
         self.started_at = clock()
         self.last_tick_mono = time.monotonic()
@@ -102,11 +100,6 @@ class Controller:
         self._rpipe, self._wpipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         # Signals that arrived while the process was still starting (see commands.apply).
         self._signals: deque[int] = deque(early_signals or ())
-        self._dirty_since: float | None = None
-        self._last_event = 0.0
-        self._reload_requested = False
-        self._last_rescan = time.monotonic()
-        self._fallback_logged = False
         self._status: dict[str, Any] = {}
 
     # --- wake-ups -------------------------------------------------------------------------
@@ -114,13 +107,6 @@ class Controller:
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wpipe, b"x")
-
-    def _on_fs_event(self) -> None:
-        now = time.monotonic()
-        if self._dirty_since is None:
-            self._dirty_since = now
-        self._last_event = now
-        self.wake()
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self._signals.append(signum)
@@ -156,6 +142,7 @@ class Controller:
         self.state.remove_stale_temps()
         self.journal.load()
         self.files.load_history()
+        self.history.start()
         self.requests.server = ControlServer(self.state.path / CONTROL_SOCKET, self.wake)
         self._write_controller_info()
         if self.opts.http:
@@ -163,18 +150,17 @@ class Controller:
                 self.opts.http, self.metrics, self.healthy, lambda: self.desired.ready
             )
             self.http.start()
-        self.watcher.start()
-        self._log_watch_fallback()
+        self.refresh.start()
 
     def _teardown(self) -> None:
         signal.set_wakeup_fd(-1)
-        self.reader.close()
-        self.watcher.stop()
+        self.refresh.close()
         if self.http is not None:
             self.http.stop()
         if self.requests.server is not None:
             self.requests.server.close()
         self.supervisor.close()
+        self.history.close()  # after the last run's end: writes what is pending
         self.state.release()
 
     def _write_controller_info(self) -> None:
@@ -198,11 +184,6 @@ class Controller:
     def healthy(self) -> bool:
         return self.stopping or time.monotonic() - self.last_tick_mono < HEALTHY_TICK_AGE_S
 
-    def _log_watch_fallback(self) -> None:
-        if self.watcher.fallback and not self._fallback_logged:
-            self._fallback_logged = True
-            events.watch_fallback(self.watcher.fallback)
-
     # --- the loop -------------------------------------------------------------------------
 
     def _loop(self) -> None:
@@ -218,7 +199,9 @@ class Controller:
             self._handle_signals()
             if self.stopping:
                 break
-            self._reload_if_due()
+            result = self.refresh.take()
+            if result is not None:
+                self._apply(result)
             now = self.clock()
             if 0 < next_tick - now <= TICK_EARLY_S and not self.requests:
                 self.state.prepare(LEDGER_DELTA)  # its write precedes the spawns
@@ -244,9 +227,9 @@ class Controller:
         deadline = self.supervisor.next_deadline()
         if deadline is not None:
             timeout = min(timeout, deadline - time.monotonic())
-        if self._dirty_since is not None and not self.reader.busy:
-            settle = min(self._last_event + DEBOUNCE_QUIET_S, self._dirty_since + DEBOUNCE_MAX_S)
-            timeout = min(timeout, settle - time.monotonic())
+        settles = self.refresh.settles_in()
+        if settles is not None:
+            timeout = min(timeout, settles)
         if 0 < timeout < 1.0 and timeout == next_tick - now and self.desired.due_at(next_tick):
             # epoll sleeps in whole milliseconds and wakes late under load: wake a
             # little early and finish with a nanosleep, so runs start on the second.
@@ -296,50 +279,18 @@ class Controller:
                     events.controller_stopping(signum)
                 self.stopping = True
             elif signum in (signal.SIGHUP, signal.SIGUSR2):
-                self._reload_requested = True
+                self.refresh.request()
 
     # --- reading the spec directory ---------------------------------------------------------
 
-    def _reload_if_due(self) -> None:
-        result = self.reader.take()
-        if result is not None:
-            self._apply(result)
-        mono = time.monotonic()
-        due = self._reload_requested
-        settled = self._dirty_since is not None and (
-            mono - self._last_event >= DEBOUNCE_QUIET_S or mono - self._dirty_since >= DEBOUNCE_MAX_S
-        )
-        if settled or mono - self._last_rescan >= RESCAN_EVERY_S:
-            due = True
-        if not self.watcher.watching_root and self.opts.spec_dir.is_dir():
-            due = True  # the directory came back
-        if due and not self.reader.busy:
-            self._dirty_since = None
-            self._reload_requested = False
-            self._last_rescan = mono
-            self._watch_before_read()
-            self.reader.ask()
-
     def load(self) -> None:
         """Read the spec directory on this thread and apply it (at start)."""
-        self._watch_before_read()
-        self._apply(self.reader.read_now())
-
-    def _watch_before_read(self) -> None:
-        """Watch first, read second: a file written between the two is then seen by the
-        read or raises an event, never neither."""
-        if self.opts.spec_dir.is_dir() and (
-            not self.watcher.watching_root or self.watcher.root_replaced()
-        ):
-            self.watcher.start()
-            self._log_watch_fallback()
+        self._apply(self.refresh.read_now())
 
     def _apply(self, result: Refresh) -> None:
         applied: Applied | None = self.desired.apply(result)
         if applied is None:  # the directory is gone: keep everything, watch for its return
-            if self.watcher.watching_root:
-                self.watcher.start()
-                self._log_watch_fallback()
+            self.refresh.directory_gone()
             self._write_status(result.errors)
             return
         if applied.first:
@@ -347,6 +298,8 @@ class Controller:
         self.executor.skips.unsuspended(
             {n for n in applied.touched if not self.desired.is_suspended(n)}
         )
+        if applied.added or applied.removed or applied.first:
+            self.history.tasks_now(self.desired.all_tasks)
         if applied.added or applied.changed or applied.removed or applied.first:
             self.files.dirty.add(APPLIED_FILE)
         self._write_status(applied.errors)

@@ -71,8 +71,10 @@ def _kind_of(record: logging.LogRecord) -> Kind:
 
 # Output lines are taken while the queue holds less than this; past it, every output line
 # is dropped until the writer has caught up (queue empty), which then logs `log.dropped`.
-OUTPUT_QUEUE_BYTES = 256 * 1024
-OUTPUT_QUEUE_LINES = 4096
+# Big enough for a burst (a task printing a 1 MB line) to reach a reader that keeps up on
+# average but lags a moment on a busy host; small enough to cost nothing worth counting.
+OUTPUT_QUEUE_BYTES = 4 * 1024 * 1024
+OUTPUT_QUEUE_LINES = 16_384
 # Lifecycle events are taken until this (a stopped reader: hours of events of a few tasks).
 EVENT_QUEUE_BYTES = 8 * 1024 * 1024
 EVENT_QUEUE_LINES = 50_000
