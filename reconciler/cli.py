@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "get",
     "plan",
     "status",
+    "runs",  # run history
+    "logs",
     "signals",  # reload, stop, run
     "importer",  # import
     "schema",

@@ -40,6 +40,8 @@ class RunEnd:
     adopted: bool = False
     error: str | None = None  # the run could not start
     note: str | None = None  # replaces the message (e.g. "ended while no controller watched")
+    attempt: int = 1  # 1 for a first try
+    timeout_s: int | None = None  # the run's timeoutSeconds, for the reason of a time-out
 
     @property
     def duration_s(self) -> float:
@@ -109,7 +111,8 @@ def run_output(run_id: str, task: str, stream: str, line: str) -> None:
 
 
 def run_started(
-    task: str, task_type: str, run_id: str, pid: int, due: int | None, trigger: str, tz: Zone
+    task: str, task_type: str, run_id: str, pid: int, due: int | None, trigger: str, tz: Zone,
+    attempt: int = 1,
 ) -> None:
     fields: dict[str, Any] = {
         "task": task,
@@ -117,6 +120,7 @@ def run_started(
         "pid": pid,
         "type": task_type,
         "due": _due(due, tz),
+        "attempt": attempt,
     }
     if trigger != "schedule":
         fields["trigger"] = trigger
@@ -133,6 +137,7 @@ def run_exited(end: RunEnd, outcome: str, tz: Zone) -> None:
         "duration_s": round(end.duration_s, 3),
         "outcome": outcome,
         "due": _due(end.due, tz),
+        "attempt": end.attempt,
     }
     if end.error is not None:
         fields["error"] = end.error

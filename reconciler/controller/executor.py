@@ -20,6 +20,7 @@ from reconciler.controller.events import RunEnd
 from reconciler.controller.journal import DueJournal
 from reconciler.controller.persist import StateFiles
 from reconciler.controller.records import Run, RunRecord, outcome_of
+from reconciler.history import HistoryWriter, RunFinish, RunStart, reason_of
 from reconciler.obs import Metrics
 from reconciler.reconcile import (
     Action,
@@ -95,6 +96,7 @@ class Executor:
         metrics: Metrics,
         task_of: Callable[[str], Task | None],
         clock: Callable[[], float] = time.time,
+        history: HistoryWriter | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.journal = journal
@@ -104,6 +106,7 @@ class Executor:
         self.clock = clock
         self.runs: dict[str, Run] = {}
         self.skips = SkipReport(metrics)
+        self.history = history  # run records and output, written off the loop
 
     # --- observed state -----------------------------------------------------------------
 
@@ -220,6 +223,9 @@ class Executor:
             started_mono=launch.mono,
         )
         self.runs[run_id] = Run(view=view, handle=handle, trigger=action.trigger)
+        if self.history is not None:
+            self.history.started(_run_start(task, run_id, action.trigger, action.due,
+                                            handle.started_at, handle.pid))
         events.run_started(
             task.name, task.type, run_id, handle.pid, action.due, action.trigger, task.timezone
         )
@@ -284,6 +290,7 @@ class Executor:
                 # None when it ended on its own, even if a stop raced it.
                 signal=ex.signal, stop_reason=ex.stop_reason,
                 adopted=run is not None and run.handle is not None and run.handle.adopted,
+                timeout_s=run.view.timeout_s if run is not None else None,
             )
         )
 
@@ -308,6 +315,8 @@ class Executor:
         if end.error:
             remembered["error"] = end.error
         self.files.remember(end.task, remembered)
+        if self.history is not None:
+            self.history.finished(_run_finish(end, outcome, current))
         if end.kind == "daemon":
             self._daemon_ended(end, current)
 
@@ -326,3 +335,31 @@ class Executor:
         if end.stop_reason is None and state.not_before > end.ended_at:
             self.metrics.daemon_restart(end.task)
             events.daemon_backoff(end.task, state.not_before - end.ended_at, state.failures)
+
+
+def _run_start(
+    task: Task, run_id: str, trigger: str, due: int | None, started: float, pid: int | None
+) -> RunStart:
+    return RunStart(
+        run_id=run_id, task=task.name, type=task.type, trigger=trigger, attempt=1, due=due,
+        started=started, pid=pid, output_limit=task.output_limit_bytes,
+    )
+
+
+def _run_finish(end: RunEnd, outcome: str, current: Task | None) -> RunFinish:
+    """The history's record of a run's end, with its reason in one sentence."""
+    start = RunStart(
+        run_id=end.run_id, task=end.task, type=end.kind, trigger=end.trigger,
+        attempt=end.attempt, due=end.due, started=end.started_at, pid=end.pid,
+        output_limit=current.output_limit_bytes if current is not None else 0,
+    )
+    reason = reason_of(
+        outcome=outcome, exit_code=end.exit_code, signal=end.signal,
+        stop_reason=end.stop_reason, error=end.error, timeout_s=end.timeout_s,
+    )
+    return RunFinish(
+        start=start, ended=end.ended_at, exit_code=end.exit_code, signal=end.signal,
+        outcome=outcome, reason=reason,
+        keep_succeeded=current.successful_runs_history_limit if current is not None else 20,
+        keep_failed=current.failed_runs_history_limit if current is not None else 20,
+    )
