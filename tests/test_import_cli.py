@@ -31,7 +31,13 @@ def reconciler(*args: str, cwd: Path = DATA, stdin: bytes | None = None,
     )
 
 
+RUN_AS_WARNING = (
+    "warning: a user crontab imported without --run-as: its tasks will run as the "
+    "controller's user (root, for a controller started as root); --run-as USER runs them as "
+    "the crontab's owner did"
+)
 USER_PROBLEMS = (
+    f"user.crontab: {RUN_AS_WARNING}\n"
     "user.crontab:31: cannot convert: not an environment setting nor 5 time fields and a "
     "command\n"
     "user.crontab:32: cannot convert: no command after 5 time fields\n"
@@ -55,7 +61,7 @@ def test_gotorch_from_the_command_line() -> None:
     run = reconciler("import", "--from", "gotorch", "tasks.json")
     assert run.returncode == 1
     assert run.stdout == (DATA / "tasks.json.expected.yaml").read_text()
-    assert len(run.stderr.splitlines()) == 8
+    assert len(run.stderr.splitlines()) == 9
 
 
 def test_output_dir_then_validate(tmp_path: Path) -> None:
@@ -70,11 +76,24 @@ def test_output_dir_then_validate(tmp_path: Path) -> None:
     assert first.startswith("# Rotate the app's logs before the morning traffic.\n")
     assert "\n---" not in first
 
-    # A second import into the same directory takes new names and overwrites nothing.
+    # A second import into the same directory would duplicate every task: refused, with
+    # nothing written, unless --overwrite.
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     again = reconciler("import", "--from", "crontab", "user.crontab", "-o", str(out))
-    assert again.returncode == 1
-    assert str(out / "logrotate-2.yaml") in again.stdout.splitlines()
-    assert (out / "logrotate.yaml").read_text() == first
+    assert (again.returncode, again.stdout) == (1, "")
+    assert f"reconciler import: task 'logrotate' already exists in {out}/logrotate.yaml\n" \
+        in again.stderr
+    assert again.stderr.endswith(
+        f"reconciler import: nothing written into {out}: re-importing would duplicate tasks; "
+        "--overwrite replaces them, or name the entries apart\n"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    (out / "logrotate.yaml").write_text(first.replace("15 4 * * *", "16 4 * * *"))
+    over = reconciler("import", "--from", "crontab", "user.crontab", "-o", str(out),
+                      "--overwrite")
+    assert over.returncode == 1 and over.stderr == USER_PROBLEMS  # the two lines, as before
+    assert over.stdout.splitlines() == [str(out / f"{n}.yaml") for n in names]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
     if not _has_command("validate"):
         pytest.skip("`reconciler validate` is not registered yet")

@@ -10,6 +10,11 @@ import yaml
 from reconciler.importer import convert, decode, render_stream
 
 DATA = Path(__file__).parent / "data" / "import"
+ORDER_WARNING = (
+    "Times {t!r} read in gotorch's documented order (second minute hour day-of-month month "
+    "day-of-week): month {m!r}, day-of-week {d!r}; gotorch's own code read the 5th field as "
+    "day-of-week and the 6th as month: check which your task meant"
+)
 
 
 def _convert(text: str, source: str = "t.json") -> tuple[list[dict], list[str]]:
@@ -23,18 +28,18 @@ def test_fixture_exact_documents_and_problems() -> None:
     result = convert("gotorch", text, "tasks.json", validate=False)
     assert render_stream(result.tasks) == (DATA / "tasks.json.expected.yaml").read_text()
     assert [p.render("tasks.json") for p in result.problems] == [
+        "tasks.json:2: warning: [0]: " + ORDER_WARNING.format(t="0 30 6 * * 1-5", m="*", d="1-5"),
         "tasks.json:21: warning: [3]: unknown key 'Retries' ignored (gotorch ignored it too)",
         "tasks.json:29: cannot convert: [4]: Times '0 0 0 1 * 1' restricts both day-of-month "
         "and day-of-week: gotorch ran only when both matched, reconciler (as cron) runs when "
         "either does",
-        "tasks.json:34: warning: [5]: Max 3 ignored: gotorch kept 3 copies of a daemon "
-        "running, reconciler keeps one",
         "tasks.json:39: cannot convert: [6]: no command: Command (or Script) is missing or empty",
         "tasks.json:40: cannot convert: [7]: expected an object, got a string",
         "tasks.json:41: cannot convert: [8]: Times '0 * * * *' has 5 fields; gotorch takes 6 "
         "(second minute hour day-of-month month day-of-week)",
         "tasks.json:42: cannot convert: [9]: TaskType 'cron' is neither 'common' nor 'daemon'",
         "tasks.json:43: cannot convert: [10]: Max must be a whole number, got a string",
+        "tasks.json:44: warning: [11]: " + ORDER_WARNING.format(t="0 0 7 * * MON", m="*", d="MON"),
     ]
 
 
@@ -57,7 +62,8 @@ def test_fixture_values() -> None:
         "sync-prices": {  # lower-case keys match, as in Go; Ips [] means every host
             "type": "cron", "schedule": "15 */5 8-18 * * *", "command": "sync-prices.sh --all",
         },
-        "watcher": {"type": "daemon", "command": "/srv/bin/watcher --dir /srv/in"},
+        # A daemon's Max: how many copies gotorch kept running.
+        "watcher": {"type": "daemon", "command": "/srv/bin/watcher --dir /srv/in", "replicas": 3},
         "report-2": {
             "type": "cron", "schedule": "0 0 7 * * MON",
             "command": "php /srv/jobs/report.php --weekly", "maxConcurrency": 2,
@@ -134,8 +140,55 @@ def test_day_fields_where_gotorch_and_cron_agree() -> None:
         ' {"Command": "b", "Times": "0 0 0 1 * *"}]'
     )
     docs, problems = _convert(text)
-    assert problems == []
+    # The 6th field is restricted: read as the day of the week, and said so.
+    assert problems == ["t.json:1: warning: [0]: "
+                        + ORDER_WARNING.format(t="0 0 0 */2 * 1", m="*", d="1")]
     assert [d["spec"]["schedule"] for d in docs] == ["0 0 0 */2 * 1", "0 0 0 1 * *"]
+
+
+@pytest.mark.parametrize(
+    "times, month, dow",
+    [("0 0 9 * 1-6 *", "1-6", "*"), ("0 0 9 * 7 1", "7", "1"), ("0 0 9 * */2 *", "*/2", "*")],
+)
+def test_a_restricted_5th_or_6th_field_is_read_as_documented_and_said(
+    times: str, month: str, dow: str
+) -> None:
+    text = '[\n  {"Command": "/srv/bin/job", "Times": "' + times + '"}\n]'
+    result = convert("gotorch", text, "t.json", validate=True)
+    [task] = result.tasks
+    assert task.spec["schedule"] == times  # second minute hour day-of-month month day-of-week
+    assert [p.render("t.json") for p in result.problems] == [
+        "t.json:2: warning: [0]: " + ORDER_WARNING.format(t=times, m=month, d=dow)
+    ]
+    assert task.comments[1] == (
+        f"# gotorch: Times {times!r} read in the documented order (second minute hour "
+        f"day-of-month month day-of-week): month {month!r}, day-of-week {dow!r}; gotorch's "
+        "own code read the 5th field as day-of-week and the 6th as month"
+    )
+
+
+def test_unrestricted_5th_and_6th_fields_need_no_warning() -> None:
+    docs, problems = _convert('[{"Command": "a", "Times": "*/5 0 9 1 * *"}]')
+    assert problems == []
+    assert len(docs[0]["metadata"]) == 1 and docs[0]["spec"]["schedule"] == "*/5 0 9 1 * *"
+
+
+@pytest.mark.parametrize(
+    "max_field, expected, note",
+    [
+        ('"Max": 4,', {"replicas": 4}, None),
+        ('"Max": 1,', {}, None),
+        ("", {}, None),
+        ('"Max": 0,', {}, "# gotorch: Max 0 for a daemon: one process (replicas 1)"),
+    ],
+)
+def test_a_daemons_max_becomes_replicas(max_field: str, expected: dict, note: str | None) -> None:
+    text = '[{"Command": "/srv/bin/w", ' + max_field + ' "TaskType": "daemon"}]'
+    result = convert("gotorch", text, "t.json", validate=True)  # the loader accepts it
+    assert [p.render("t.json") for p in result.problems] == []
+    [task] = result.tasks
+    assert task.spec == {"type": "daemon", "command": "/srv/bin/w", **expected}
+    assert task.comments[1:] == ([note] if note else [])
 
 
 def test_hosts_and_run_as_options() -> None:

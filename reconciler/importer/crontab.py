@@ -8,8 +8,10 @@ does what the cron line did.
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shlex
+import shutil
 import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -336,3 +338,35 @@ def is_system_crontab(path: str) -> bool:
     """/etc/crontab and /etc/cron.d/* carry a user column; user crontabs do not."""
     normalized = os.path.normpath(os.path.abspath(path))
     return normalized == "/etc/crontab" or os.path.dirname(normalized) == "/etc/cron.d"
+
+
+def _is_user(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except (KeyError, ValueError):
+        return name == "root"  # a crontab from another host: root is everywhere
+    return True
+
+
+def user_column(text: str) -> list[str] | None:
+    """The users named, when every entry of `text` carries a user column; else None.
+
+    An entry carries one when the word after its time fields is a user of this host and a
+    command follows it. A user that is also a command (`mail`, `sync`) proves nothing on
+    its own: at least one entry must name a user that is not on PATH.
+    """
+    users: set[str] = set()
+    for raw in text.split("\n"):
+        line = raw.removesuffix("\r")
+        stripped = line.strip(_BLANKS)
+        if not stripped or stripped.startswith("#") or parse_env_line(line) is not None:
+            continue
+        head = stripped
+        count = 2 if re.match(r"@every[ \t]", head) else 1 if head.startswith("@") else 5
+        parts = _split_fields(line, count + 1)
+        if parts is None or not _is_user(parts[0][-1]):
+            return None
+        users.add(parts[0][-1])
+    if not users or all(shutil.which(u) for u in users):
+        return None
+    return sorted(users)

@@ -76,14 +76,25 @@ def file_name(task: ImportedTask) -> str:
     return f"{task.name}.yaml"
 
 
-def write_files(tasks: Iterable[ImportedTask], directory: Path) -> list[Path]:
-    """One file per task; never overwrites (the caller checks first, this makes sure)."""
+def write_files(
+    tasks: Iterable[ImportedTask], directory: Path, *, overwrite: bool = False
+) -> list[Path]:
+    """One file per task. Never overwrites (the caller checks first, this makes sure)
+    unless `overwrite`: then each file is replaced whole, through a rename."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for task in tasks:
         path = directory / file_name(task)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(render_document(task))
+        target = path.with_name(f".{path.name}.import-tmp") if overwrite else path
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(render_document(task))
+            if overwrite:
+                os.replace(target, path)
+        except BaseException:
+            if overwrite:
+                target.unlink(missing_ok=True)
+            raise
         written.append(path)
     return written

@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.importer.model import Conversion, Draft, Problem
 from reconciler.importer.names import derive_name
 
+DOCUMENTED_ORDER = "second minute hour day-of-month month day-of-week"
 FIELDS = {f.lower(): f for f in ("Command", "Script", "TaskType", "Times", "Max", "Ips")}
 _JSON_BLANKS = " \t\n\r"
 
@@ -128,6 +129,8 @@ class _EntryReader:
         max_concurrency = self._max(task_type)
         if max_concurrency is not None:
             spec["maxConcurrency"] = max_concurrency
+        if task_type == "daemon" and (replicas := self._replicas()) is not None:
+            spec["replicas"] = replicas
         comments = [f"# from {self.source}:{self.entry.line}: entry [{self.entry.index}]"]
         comments += [f"# {n}" for n in self.notes]
         return Draft(
@@ -177,13 +180,28 @@ class _EntryReader:
         fields = times.split()
         if len(fields) != 6:
             raise _Reject(f"Times {times!r} has {len(fields)} fields; gotorch takes 6 "
-                          "(second minute hour day-of-month month day-of-week)")
+                          f"({DOCUMENTED_ORDER})")
         dom, dow = fields[3], fields[5]
         if not dom.startswith("*") and not dow.startswith("*"):
             # gotorch needs both to match; cron rules (ours) run when either matches.
             raise _Reject(f"Times {times!r} restricts both day-of-month and day-of-week: "
                           "gotorch ran only when both matched, reconciler (as cron) runs "
                           "when either does")
+        month = fields[4]
+        if month != "*" or dow != "*":
+            # gotorch documents `... month day-of-week`; its own parser took the 5th
+            # field for the day of the week and the 6th for the month. The documented
+            # order wins, and the user is told, since either may be what their task did.
+            self.warnings.append(
+                f"Times {times!r} read in gotorch's documented order ({DOCUMENTED_ORDER}): "
+                f"month {month!r}, day-of-week {dow!r}; gotorch's own code read the 5th "
+                "field as day-of-week and the 6th as month: check which your task meant"
+            )
+            self.notes.append(
+                f"gotorch: Times {times!r} read in the documented order "
+                f"({DOCUMENTED_ORDER}): month {month!r}, day-of-week {dow!r}; gotorch's "
+                f"own code read the 5th field as day-of-week and the 6th as month"
+            )
         return " ".join(fields)
 
     def _hosts(self) -> list[str] | None:
@@ -195,15 +213,25 @@ class _EntryReader:
         # gotorch runs a task with no Ips everywhere: that is reconciler's missing `hosts`.
         return list(ips) or None
 
-    def _max(self, task_type: str) -> int | None:
+    def _max_value(self) -> int:
         value = self.fields.get("Max", 0)
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Reject(f"Max must be a whole number, got {_type_name(value)}")
+        return value
+
+    def _replicas(self) -> int | None:
+        """A daemon's Max is how many copies gotorch kept running: `replicas`."""
+        value = self._max_value()
+        if value > 1:
+            return value
+        if "Max" in self.fields and value < 1:
+            self.notes.append(f"gotorch: Max {value} for a daemon: one process (replicas 1)")
+        return None
+
+    def _max(self, task_type: str) -> int | None:
+        value = self._max_value()
         if task_type == "daemon":
-            if value > 1:
-                self.warnings.append(f"Max {value} ignored: gotorch kept {value} copies of a "
-                                     "daemon running, reconciler keeps one")
-            return None
+            return None  # see _replicas
         if value <= 0:
             given = f"Max {value}" if "Max" in self.fields else "no Max"
             self.notes.append(f"gotorch: {given} meant no limit; maxConcurrency "

@@ -8,6 +8,7 @@ from typing import Any
 # The order fields are written in: what runs when, then what, where and how.
 SPEC_ORDER = (
     "type", "schedule", "timezone", "command", "hosts", "user", "env", "maxConcurrency",
+    "replicas",
 )
 
 
@@ -70,3 +71,5 @@ class Conversion:
 class ImportResult:
     tasks: list[ImportedTask] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # About the whole file, each starting with "note: " or "warning: ": how it was read.
+    notes: list[str] = field(default_factory=list)
