@@ -23,6 +23,7 @@ from reconciler.hosts import HostIdentity, matches
 from reconciler.obs import Metrics
 from reconciler.reconcile import DueQueue, DueSet
 from reconciler.spec import SpecError, Task
+from reconciler.supervisor import Limits, unenforceable
 
 
 @dataclass(frozen=True)
@@ -155,24 +156,22 @@ class DesiredState:
         return Applied(touched=frozenset(touched), added=added, changed=changed, removed=removed)
 
     def unrunnable(self) -> list[SpecError]:
-        """Tasks this controller cannot run as asked: `user` needs a root controller.
+        """Tasks this controller cannot run as asked: `user` needs a root controller,
+        `resources` a cgroup (or RLIMIT_NOFILE) it may set here.
 
         They stay loaded (the file is valid, and a root controller elsewhere can run them);
         the error stands in `status` and each run attempt fails with the same reason.
         """
-        if os.geteuid() == 0:
-            return []
-        return [
-            SpecError(
-                file=t.file,
-                line=t.line,
-                task=t.name,
-                field="spec.user",
-                message=f"running as user {t.user} needs a root controller",
-            )
-            for t in self.tasks.values()
-            if t.user is not None
-        ]
+        root = os.geteuid() == 0
+        out: list[SpecError] = []
+        for t in self.tasks.values():
+            if t.user is not None and not root:
+                message = f"running as user {t.user} needs a root controller"
+                out.append(SpecError(t.file, t.line, t.name, "spec.user", message))
+            limits = Limits.of(t.resources)
+            for name, why in (unenforceable(limits) if limits is not None else {}).items():
+                out.append(SpecError(t.file, t.line, t.name, f"spec.resources.{name}", why))
+        return out
 
     def _log_errors(self, errors: list[SpecError]) -> None:
         current: set[str] = set()

@@ -35,7 +35,7 @@ from reconciler.reconcile import (
 )
 from reconciler.spec import Task
 from reconciler.state import RUNS_FILE
-from reconciler.supervisor import Exited, RunHandle, RunSpec, SpawnError, Supervisor
+from reconciler.supervisor import Exited, Limits, RunHandle, RunSpec, SpawnError, Supervisor
 
 SKIP_LOG_LIMIT = 100  # per task and tick; beyond that one summary line
 
@@ -189,6 +189,7 @@ class Executor:
             task_env=task.env,
             cwd=task.working_dir,
             user=task.user,
+            limits=Limits.of(task.resources),
         )
         try:
             handle = self.supervisor.start(spec)

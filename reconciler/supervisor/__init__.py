@@ -92,6 +92,7 @@ Behaviour
   ``on_output``; a slow ``on_output`` slows the runs' writes, it never drops lines.
 """
 
+from reconciler.supervisor.cgroups import unenforceable
 from reconciler.supervisor.core import Supervisor
 from reconciler.supervisor.lines import CONTINUATION_MARKER, MAX_LINE_BYTES
 from reconciler.supervisor.model import RUN_ID_ENV, Exited, Limits, RunHandle, RunSpec, SpawnError
@@ -110,4 +111,5 @@ __all__ = [
     "Supervisor",
     "become_subreaper",
     "process_start_ticks",
+    "unenforceable",
 ]

@@ -35,6 +35,7 @@ import functools
 import itertools
 import os
 import re
+import resource
 import signal
 import threading
 from collections.abc import Iterable
@@ -197,11 +198,20 @@ def needed(limits: Limits) -> list[str]:
 def unenforceable(limits: Limits) -> dict[str, str]:
     """Field name (memoryMax, ...) -> why this controller cannot enforce it; {} if it can."""
     sup = support()
-    return {
+    out = {
         FIELD_OF[name]: f"cannot be enforced here: {sup.why_not[name]}"
         for name in needed(limits)
         if name in sup.why_not
     }
+    nofile = limits.open_files_max
+    if nofile is not None and os.geteuid() != 0:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard != resource.RLIM_INFINITY and nofile > hard:
+            out["openFilesMax"] = (
+                f"cannot be enforced here: above this controller's hard limit {hard} "
+                "(raising it needs a root controller)"
+            )
+    return out
 
 
 def _write(path: str, text: str) -> None:

@@ -27,6 +27,18 @@ class Limits:
     open_files_max: int | None = None  # soft and hard RLIMIT_NOFILE
     processes_max: int | None = None  # processes of the run together
 
+    @classmethod
+    def of(cls, given: object) -> Limits | None:
+        """From anything with these four attributes (a task's resources); None for None."""
+        if given is None:
+            return None
+        return cls(
+            memory_max=getattr(given, "memory_max", None),
+            cpu_max=getattr(given, "cpu_max", None),
+            open_files_max=getattr(given, "open_files_max", None),
+            processes_max=getattr(given, "processes_max", None),
+        )
+
     def any(self) -> bool:
         return any(
             v is not None
