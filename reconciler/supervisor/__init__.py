@@ -2,11 +2,18 @@
 
 API
 ---
-``RunSpec(run_id, task, argv, task_env={}, cwd=None, user=None)``
+``RunSpec(run_id, task, argv, task_env={}, cwd=None, user=None, limits=None)``
     ``argv`` is exec'd as is (a shell command arrives as ``['/bin/sh', '-c', cmd]``,
     a bare name is looked up in the child's ``PATH``). ``task_env`` is the task's own
     variables (and any per-run ones of the controller), put on top of the base
     environment the supervisor composes (see Behaviour). ``user`` is a name or a uid.
+    ``limits``: ``Limits(memory_max, cpu_max, open_files_max, processes_max)``, None each
+    where unset (``Limits.of(task.resources)``).
+
+``unenforceable(limits) -> {field: reason}``: the limits this process cannot enforce
+(``memoryMax: cannot be enforced here: ...``); start() refuses such a run with that text.
+
+``Exited.oom_killed``: the kernel killed a process of the run for its memory limit.
 
 ``Supervisor(on_output, wake=None)``
     ``on_output(run_id, task, stream, line)`` is called from one pump thread for every
@@ -39,7 +46,18 @@ Behaviour
   stderr separate pipes, no other inherited fd, SIGPIPE/SIGXFSZ back to default. Signals
   ignored or blocked in the thread calling start() stay so in the child (exec keeps them),
   so call start() from a thread with default dispositions and an empty mask. Runs without
-  ``user`` take Popen's vfork() fast path.
+  ``user`` or limits take Popen's vfork() fast path.
+- Limits (cgroups.py): ``memory_max``, ``cpu_max``, ``processes_max`` give the run a
+  cgroup (v2, or the v1 memory/cpu/pids hierarchies) in ``reconciler/`` below our own,
+  made with its limits before the spawn; the child joins it as the first step before
+  exec (before the user switch, before it can fork), so nothing of the run is ever
+  outside. ``open_files_max`` sets RLIMIT_NOFILE (soft and hard) in the same step. Only
+  such runs fork() with that step; runs without limits keep the vfork() path. The cgroup
+  is how the whole run is found when it is stopped (every process in it is signalled,
+  whatever its group or environment); its OOM-kill count is read, and it is removed,
+  when the run is reported (a cgroup still holding what the run daemonized is removed
+  once empty). At start, cgroups left by a controller that is gone are removed when
+  empty; an adopted run's cgroup is found from /proc/PID/cgroup.
 - Environment: a run without ``user`` gets the controller's environment (``os.environ``
   when start() is called), then ``task_env``. A run with ``user`` gets a clean one:
   ``PATH=/usr/local/bin:/usr/bin:/bin``, ``HOME``, ``USER``, ``LOGNAME``, ``SHELL`` from
@@ -48,7 +66,8 @@ Behaviour
   the mark that finds the run's descendants (see strays below).
 - Working directory: a run without ``user`` enters ``cwd`` (checked before the spawn), else
   keeps the controller's. A run with ``user`` enters ``cwd`` only after the switch to the
-  user (a ``preexec_fn`` of two system calls; a uid switch forks, not vforks, anyway), so
+  user (a ``preexec_fn`` of a few system calls that also does the switch; a uid switch
+  forks, not vforks, anyway), so
   the kernel checks it with the user's rights and a folder swapped for a symlink gains
   nothing; if that fails, start() raises ``SpawnError('workingDir ...: ...')`` and nothing
   ran. Without ``cwd`` it enters the user's home, or ``/`` if the user cannot (as login(1)).
