@@ -9,19 +9,25 @@ from reconciler.reconcile import (
     BACKOFF_MAX_S,
     MAX_ENUMERATED_DUE,
     Action,
+    CrashLoop,
+    DaemonExit,
+    DaemonPolicy,
     DaemonState,
     DueQueue,
     DueSet,
     Inputs,
     ManualRequest,
     RefuseRun,
+    RetryPolicy,
     RunView,
     SkipRun,
     StartRun,
     StopRun,
+    WaitingRetry,
     after_daemon_exit,
     collect_due,
     reconcile,
+    retry_at,
 )
 
 UTC = ZoneInfo("UTC")
@@ -55,6 +61,21 @@ class FakeTask:
 
     def process_fingerprint(self) -> str:
         return self.fingerprint
+
+    def spec_fingerprint(self) -> str:
+        return f"doc-{self.fingerprint}"
+
+
+def daemon_exit(
+    state: DaemonState,
+    *,
+    restart_policy: str = "Always",
+    crash_loop: CrashLoop | None = None,
+    **ended: object,
+) -> DaemonState:
+    """after_daemon_exit with the exit and the policy spelled as keywords."""
+    policy = DaemonPolicy(restart_policy=restart_policy, crash_loop=crash_loop, document="doc-fp1")
+    return after_daemon_exit(state, DaemonExit(**ended), policy)  # type: ignore[arg-type]
 
 
 def decide(
@@ -276,7 +297,7 @@ def test_daemon_backoff_grows_and_caps_and_resets() -> None:
     delays = []
     t = float(T0)
     for _ in range(12):
-        state = after_daemon_exit(
+        state = daemon_exit(
             state, restart_policy="Always", fingerprint="fp1", exit_code=1, signal=None,
             started_at=t, ended_at=t + 1, stop_reason=None,
         )
@@ -285,7 +306,7 @@ def test_daemon_backoff_grows_and_caps_and_resets() -> None:
     assert delays[:5] == [1, 2, 4, 8, 16]
     assert max(delays) == BACKOFF_MAX_S
     # Ten minutes of healthy running resets the back-off.
-    state = after_daemon_exit(
+    state = daemon_exit(
         state, restart_policy="Always", fingerprint="fp1", exit_code=1, signal=None,
         started_at=t, ended_at=t + 601, stop_reason=None,
     )
@@ -297,17 +318,17 @@ def test_daemon_backoff_grows_and_caps_and_resets() -> None:
 
 def test_restart_policies() -> None:
     kw = dict(fingerprint="fp1", started_at=T0, ended_at=T0 + 5, stop_reason=None, signal=None)
-    never = after_daemon_exit(DaemonState(), restart_policy="Never", exit_code=1, **kw)  # type: ignore[arg-type]
+    never = daemon_exit(DaemonState(), restart_policy="Never", exit_code=1, **kw)  # type: ignore[arg-type]
     assert never.finished_fingerprint == "fp1"
-    ok = after_daemon_exit(DaemonState(), restart_policy="OnFailure", exit_code=0, **kw)  # type: ignore[arg-type]
+    ok = daemon_exit(DaemonState(), restart_policy="OnFailure", exit_code=0, **kw)  # type: ignore[arg-type]
     assert ok.finished_fingerprint == "fp1"
-    bad = after_daemon_exit(DaemonState(), restart_policy="OnFailure", exit_code=2, **kw)  # type: ignore[arg-type]
+    bad = daemon_exit(DaemonState(), restart_policy="OnFailure", exit_code=2, **kw)  # type: ignore[arg-type]
     assert bad.finished_fingerprint is None and bad.not_before == T0 + 6
     d = FakeTask("d", type="daemon", schedule=None, restart_policy="Never")
     assert decide(T0 + 100, {"d": d}, [], [], {"d": never}) == []
     changed = FakeTask("d", type="daemon", schedule=None, restart_policy="Never", fingerprint="fp2")
     assert decide(T0 + 100, {"d": changed}, [], [], {"d": never}) == [StartRun("d", None, "daemon")]
-    stopped = after_daemon_exit(DaemonState(failures=3, not_before=1), restart_policy="Always",
+    stopped = daemon_exit(DaemonState(failures=3, not_before=1), restart_policy="Always",
                                 exit_code=None, **{**kw, "stop_reason": "changed"})  # type: ignore[arg-type]
     assert stopped.not_before == 0.0
 
@@ -380,3 +401,79 @@ def test_due_queue_changes_no_cursor_it_is_handed() -> None:
     got = q.pop_due(T0 + 3, tasks, cursors, {})
     assert cursors == {"a": T0}
     assert [(d.run, d.last, d.coalesced) for d in got] == [(T0 + 3, T0 + 3, (T0 + 1, T0 + 2))]
+
+
+def test_crash_loop_gives_up_after_max_restarts_in_the_window() -> None:
+    """maxRestarts restarts within windowSeconds: no more (at most maxRestarts + 1 starts)."""
+    loop = CrashLoop(max_restarts=3, window_s=600)
+    d = FakeTask("d", type="daemon", schedule=None)
+    state, t, starts = DaemonState(), float(T0), 1
+    while True:
+        state = daemon_exit(state, crash_loop=loop, fingerprint="fp1", exit_code=1, signal=None,
+                            started_at=t, ended_at=t + 1, stop_reason=None)
+        if state.gave_up:
+            break
+        t = state.not_before
+        assert decide(t, {"d": d}, [], [], {"d": state}) == [StartRun("d", None, "daemon")]
+        starts += 1
+    assert starts == 4 and state.gave_up == "doc-fp1"
+    assert decide(t + 10_000, {"d": d}, [], [], {"d": state}) == [], "given up stays given up"
+    # A changed document starts it again; so does a manual run.
+    edited = FakeTask("d", type="daemon", schedule=None, fingerprint="fp2")
+    assert decide(t + 5, {"d": edited}, [], [], {"d": state}) == [StartRun("d", None, "daemon")]
+    manual = [ManualRequest("r1", "d")]
+    assert decide(t + 5, {"d": d}, [], [], {"d": state}, manual=manual) == [
+        StartRun("d", None, "manual", "r1")
+    ]
+
+
+def test_crash_loop_counts_only_restarts_within_the_window() -> None:
+    loop = CrashLoop(max_restarts=2, window_s=60)
+    state, t = DaemonState(), float(T0)
+    for _ in range(10):  # one crash every 100 s: never two within a minute
+        state = daemon_exit(state, crash_loop=loop, fingerprint="fp1", exit_code=1, signal=None,
+                            started_at=t, ended_at=t + 1, stop_reason=None)
+        assert state.gave_up is None
+        t += 100
+
+
+def test_retry_waits_doubles_and_ends() -> None:
+    policy = RetryPolicy(limit=3, delay_s=10, max_delay_s=25)
+    assert retry_at(policy, 1, T0) == T0 + 10
+    assert retry_at(policy, 2, T0) == T0 + 20
+    assert retry_at(policy, 3, T0) == T0 + 25  # capped
+    assert retry_at(policy, 4, T0) is None  # three retries after the first attempt
+    assert retry_at(None, 1, T0) is None
+
+
+def test_waiting_retry_starts_when_due_and_a_place_is_free() -> None:
+    task = FakeTask("a", schedule=Every(3600))
+    waiting = {"a": WaitingRetry(due=T0, attempt=2, not_before=T0 + 10)}
+    assert decide(T0 + 9, {"a": task}, [], [], {}, retries=waiting) == []
+    assert decide(T0 + 10, {"a": task}, [], [], {}, retries=waiting) == [
+        StartRun("a", T0, "retry", None, 2)
+    ]
+    # At the concurrency limit it keeps waiting: no skip, no start.
+    busy = [run("a", "r9", T0 + 5)]
+    assert decide(T0 + 10, {"a": task}, [], busy, {}, retries=waiting) == []
+
+
+def test_waiting_retry_is_superseded_by_the_next_due_time() -> None:
+    task = FakeTask("a")
+    waiting = {"a": WaitingRetry(due=T0, attempt=2, not_before=T0 + 10)}
+    due, _ = collect_due("a", Every(), UTC, T0 + 4, T0 + 5, 10)
+    actions = decide(T0 + 5, {"a": task}, [due], [], {}, retries=waiting)
+    assert SkipRun("a", T0, "superseded", attempt=2) in actions
+    assert StartRun("a", T0 + 5, "schedule") in actions
+    assert not [a for a in actions if isinstance(a, StartRun) and a.trigger == "retry"]
+
+
+def test_waiting_retry_of_a_removed_or_suspended_task_is_dropped() -> None:
+    waiting = {"a": WaitingRetry(due=T0, attempt=2, not_before=T0)}
+    assert decide(T0 + 1, {}, [], [], {}, retries=waiting) == [
+        SkipRun("a", T0, "removed", attempt=2)
+    ]
+    paused = FakeTask("a", suspend=True)
+    assert decide(T0 + 1, {"a": paused}, [], [], {}, retries=waiting) == [
+        SkipRun("a", T0, "suspended", attempt=2)
+    ]

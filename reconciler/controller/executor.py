@@ -24,6 +24,8 @@ from reconciler.history import HistoryWriter, RunFinish, RunStart, reason_of
 from reconciler.obs import Metrics
 from reconciler.reconcile import (
     Action,
+    DaemonExit,
+    DaemonPolicy,
     DaemonState,
     RefuseRun,
     RunKind,
@@ -324,18 +326,27 @@ class Executor:
     def _daemon_ended(self, end: RunEnd, current: Task | None) -> None:
         state = after_daemon_exit(
             self.journal.daemons.get(end.task, DaemonState()),
-            restart_policy=current.restart_policy if current is not None else "Always",
-            fingerprint=end.fingerprint,
-            exit_code=end.exit_code,
-            signal=end.signal,
-            started_at=end.started_at,
-            ended_at=end.ended_at,
-            stop_reason=end.stop_reason,
+            DaemonExit(
+                fingerprint=end.fingerprint,
+                exit_code=end.exit_code,
+                signal=end.signal,
+                started_at=end.started_at,
+                ended_at=end.ended_at,
+                stop_reason=end.stop_reason,
+            ),
+            daemon_policy(current),
         )
         self.journal.set_daemon(end.task, state)
         if end.stop_reason is None and state.not_before > end.ended_at:
             self.metrics.daemon_restart(end.task)
             events.daemon_backoff(end.task, state.not_before - end.ended_at, state.failures)
+
+
+def daemon_policy(task: Task | None) -> DaemonPolicy:
+    """What a daemon's document says about its restarts."""
+    if task is None:
+        return DaemonPolicy()
+    return DaemonPolicy(restart_policy=task.restart_policy, document=task.spec_fingerprint())
 
 
 def _run_start(

@@ -1,0 +1,285 @@
+"""Due times: which runs of cron tasks are due, with the catch-up rules, in O(due) a tick.
+
+`collect_due` splits the due times of one task since its cursor into the run to start
+and the skips (coalesced within the deadline, deadline past it); `DueQueue` keeps every
+cron task's next due time in a heap. Neither changes a cursor: the new cursor of each
+task is in its DueSet (`last`) and in the CursorMoves of `sync`, for the journal to keep.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+# Beyond this many missed due times of one task in one tick, the older ones are not
+# enumerated one by one: a clock jumped by a year must not cost millions of iterations.
+MAX_ENUMERATED_DUE = 1000
+
+
+class ScheduleLike(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    def next_after(self, t: int, tz: ZoneInfo, anchor: int | None = None) -> int | None: ...
+
+
+class DueTask(Protocol):
+    """The fields of a task the due times depend on."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def schedule(self) -> ScheduleLike | None: ...
+
+    @property
+    def timezone(self) -> ZoneInfo: ...
+
+    @property
+    def starting_deadline_seconds(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class DueSet:
+    """What one task has due in one tick."""
+
+    task: str
+    run: int | None  # the due time to start now, if any
+    coalesced: tuple[int, ...] = ()
+    deadline: tuple[int, ...] = ()
+    # Older due times not enumerated (see MAX_ENUMERATED_DUE): first, last of the range.
+    elided: tuple[int, int] | None = None
+    last: int | None = None  # the latest due time handled (the ledger's new cursor)
+
+
+
+@dataclass
+class CursorMoves:
+    """What DueQueue.sync moved: new cursors, and the schedule each is now set under."""
+
+    cursors: dict[str, int] = field(default_factory=dict)
+    schedules: dict[str, str] = field(default_factory=dict)
+
+
+
+def collect_due(
+    task: str,
+    schedule: ScheduleLike,
+    tz: ZoneInfo,
+    cursor: int,
+    now: int,
+    deadline_s: int,
+    anchor: int | None = None,
+) -> tuple[DueSet, int | None]:
+    """Due times in (cursor, now], split into the run to start and the skips.
+
+    Returns the set and the first due time after `now` (None: never again).
+    Several missed due times coalesce into one run for the latest; each other one is a
+    skip: `coalesced` while within the deadline, `deadline` past it.
+    """
+    times: list[int] = []
+    elided: tuple[int, int] | None = None
+    nxt = schedule.next_after(cursor, tz, anchor)
+    while nxt is not None and nxt <= now:
+        times.append(nxt)
+        if len(times) >= MAX_ENUMERATED_DUE and nxt < now - deadline_s - 1:
+            # Everything up to now - deadline - 1 is past the deadline anyway: summarise.
+            jump_to = now - deadline_s - 1
+            first_elided = schedule.next_after(nxt, tz, anchor)
+            if first_elided is not None and first_elided <= jump_to:
+                last_elided = _last_at_or_before(schedule, tz, anchor, jump_to, first_elided)
+                elided = (first_elided, last_elided)
+            nxt = schedule.next_after(max(jump_to, nxt), tz, anchor)
+            continue
+        nxt = schedule.next_after(nxt, tz, anchor)
+    if not times and elided is None:
+        return DueSet(task=task, run=None, last=None), nxt
+    last = max(times[-1] if times else cursor, elided[1] if elided else cursor)
+    latest = times[-1] if times else None
+    run: int | None = None
+    coalesced: list[int] = []
+    past: list[int] = []
+    if latest is not None and now - latest <= deadline_s:
+        run = latest
+        earlier = times[:-1]
+    else:
+        earlier = times
+    for t in earlier:
+        (coalesced if now - t <= deadline_s else past).append(t)
+    return (
+        DueSet(
+            task=task,
+            run=run,
+            coalesced=tuple(coalesced),
+            deadline=tuple(past),
+            elided=elided,
+            last=last,
+        ),
+        nxt,
+    )
+
+
+def _last_at_or_before(
+    schedule: ScheduleLike, tz: ZoneInfo, anchor: int | None, bound: int, known: int
+) -> int:
+    """The latest due time at or before `bound` (`known` is one), without walking every
+    due time from `known`: widen a window back from `bound` until it holds one."""
+    width = 1
+    while width <= bound - known:
+        probe = schedule.next_after(bound - width, tz, anchor)
+        if probe is not None and probe <= bound:
+            last = probe
+            for _ in range(MAX_ENUMERATED_DUE):
+                after = schedule.next_after(last, tz, anchor)
+                if after is None or after > bound:
+                    break
+                last = after
+            return last
+        width *= 2
+    return known
+
+
+@dataclass(order=True)
+class _HeapItem:
+    due: int
+    task: str = field(compare=True)
+    generation: int = field(compare=False, default=0)
+
+
+class DueQueue:
+    """Next due time of every cron task in a heap, so a tick costs O(due), not O(tasks).
+
+    `cursors` is the ledger: the last due time handled per task. A task first seen (or
+    whose schedule changed) starts from the second it was seen: nothing before that is due.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[_HeapItem] = []
+        self._generation: dict[str, int] = {}
+        self._next: dict[str, int | None] = {}
+        self._key: dict[str, tuple[object, ...]] = {}
+        self._removed: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._next)
+
+    @staticmethod
+    def _schedule_key(task: DueTask, anchor: int | None) -> tuple[object, ...]:
+        text = getattr(task.schedule, "text", None) or id(task.schedule)
+        return (text, str(task.timezone), anchor)
+
+    def sync(
+        self,
+        tasks: Mapping[str, DueTask],
+        cursors: Mapping[str, int],
+        anchors: Mapping[str, int],
+        now: int,
+        only: set[str] | None = None,
+        schedules: Mapping[str, str] | None = None,
+    ) -> CursorMoves:
+        """Bring the queue in line with `tasks`; cursors of new or rescheduled tasks move to
+        now. Returns those moves (and the schedule each cursor is now set under) for the
+        caller to keep: the queue changes nothing it is handed.
+
+        `only`: the names that may have changed (None: all of them). `schedules`: the
+        schedule (text and zone) each cursor was set under, kept with the cursors: a cursor
+        left by a previous controller under another schedule is not caught up from.
+        """
+        moves = CursorMoves()
+        names = tasks.keys() if only is None else [n for n in only if n in tasks]
+        wanted = {
+            name: t
+            for name in names
+            if (t := tasks[name]).type == "cron"
+            and t.schedule is not None
+            and t.schedule.kind in ("cron", "every")
+        }
+        for name in list(self._next) if only is None else [n for n in only if n in self._next]:
+            if name not in wanted:
+                self._forget(name)
+        for name, task in wanted.items():
+            anchor = anchors.get(name)
+            key = self._schedule_key(task, anchor)
+            if self._key.get(name) == key:
+                continue
+            written = f"{key[0]}|{key[1]}"
+            stale = schedules is not None and schedules.get(name, written) != written
+            cursor = cursors.get(name)
+            if name in self._key or name in self._removed or cursor is None or stale:
+                # New, rescheduled, or back after a removal: only future times are due
+                # (nothing was due while it did not exist). The old cursor still bars
+                # any due time handled before.
+                cursor = max(now if cursor is None else cursor, now)
+                moves.cursors[name] = cursor
+                self._removed.discard(name)
+            if schedules is not None and schedules.get(name) != written:
+                moves.schedules[name] = written
+            self._key[name] = key
+            assert task.schedule is not None
+            self._push(name, task.schedule.next_after(cursor, task.timezone, anchor))
+        return moves
+
+    def _forget(self, name: str) -> None:
+        self._removed.add(name)
+        self._generation[name] = self._generation.get(name, 0) + 1
+        self._next.pop(name, None)
+        self._key.pop(name, None)
+
+    def _push(self, name: str, due: int | None) -> None:
+        gen = self._generation.get(name, 0) + 1
+        self._generation[name] = gen
+        self._next[name] = due
+        if due is not None:
+            heapq.heappush(self._heap, _HeapItem(due, name, gen))
+
+    def next_due(self, name: str) -> int | None:
+        return self._next.get(name)
+
+    def earliest(self) -> int | None:
+        while self._heap:
+            top = self._heap[0]
+            if self._generation.get(top.task) == top.generation and top.task in self._next:
+                return top.due
+            heapq.heappop(self._heap)
+        return None
+
+    def pop_due(
+        self,
+        now: int,
+        tasks: Mapping[str, DueTask],
+        cursors: Mapping[str, int],
+        anchors: Mapping[str, int],
+    ) -> list[DueSet]:
+        """Every task with a due time at or before `now`; advances the heap. Each DueSet's
+        `last` is its task's new cursor: the caller records it (the journal), the queue
+        changes no cursor."""
+        out: list[DueSet] = []
+        while self._heap and self._heap[0].due <= now:
+            item = heapq.heappop(self._heap)
+            name = item.task
+            if self._generation.get(name) != item.generation or name not in self._next:
+                continue
+            task = tasks[name]
+            assert task.schedule is not None
+            cursor = cursors.get(name, item.due - 1)
+            due, nxt = collect_due(
+                name,
+                task.schedule,
+                task.timezone,
+                cursor,
+                now,
+                task.starting_deadline_seconds,
+                anchors.get(name),
+            )
+            if due.last is not None:
+                out.append(due)
+            self._push(name, nxt)
+        out.sort(key=lambda d: d.task)
+        return out
+
