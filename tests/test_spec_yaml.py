@@ -164,7 +164,7 @@ def test_recursive_and_unknown_aliases_are_errors() -> None:
         "unknown alias *r"
     ]
     assert [p.message for p in parse_yaml("a: *nope\n").documents[0].problems] == [
-        "unknown alias *nope"
+        "unknown alias *nope (YAML reads a value that starts with * as an alias: quote it)"
     ]
 
 

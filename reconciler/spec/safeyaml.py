@@ -299,7 +299,12 @@ class _DocumentBuilder:
         line = ev.start_mark.line + 1
         found = self.anchors.get(ev.anchor)
         if found is None:
-            self.problem(line, self.child_path() or (), f"unknown alias *{short_tag(ev.anchor)}")
+            # An anchor still open is a recursive alias; any other was never defined, as
+            # when `*/5 * * * *` is left unquoted.
+            hint = "" if any(f.anchor == ev.anchor for f in self.stack) else ALIAS_HINT
+            self.problem(
+                line, self.child_path() or (), f"unknown alias *{short_tag(ev.anchor)}{hint}"
+            )
             raise _Abandon
         value, size, chars = found
         self.count(size, line, chars)
@@ -596,7 +601,8 @@ def parse_yaml(text: str) -> ParsedFile:
             if skipping and documents and documents[-1].problems[-1].message == DEPTH_MESSAGE:
                 return ParsedFile(documents)  # already reported for this document
             return ParsedFile(documents, FileProblem(DEPTH_MESSAGE, where))
-        return ParsedFile(documents, FileProblem(_yaml_message(exc), where))
+        message = _yaml_message(exc) + _hint(exc, text, mark)
+        return ParsedFile(documents, FileProblem(message, where))
     except yaml.YAMLError as exc:  # reader errors: control characters and the like
         return ParsedFile(documents, FileProblem(_yaml_message(exc)))
     finally:
@@ -626,6 +632,32 @@ def _finish(builder: _DocumentBuilder, documents: list[RawDocument]) -> None:
 def _failed(builder: _DocumentBuilder) -> RawDocument:
     line = builder.root_line or (builder.problems[0].line if builder.problems else None) or 1
     return RawDocument(builder.index, line, None, builder.lines, "", builder.problems)
+
+
+ALIAS_HINT = " (YAML reads a value that starts with * as an alias: quote it)"
+TAB_HINT = "; a tab in the indentation: YAML indents with spaces only"
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # YAML 1.1's line breaks
+# `key: *value` or `- *value` on the line of an alias error.
+_STAR_VALUE = re.compile(r"^[ \t]*(?:-[ \t]+)?(?:([^\s:#'\"][^:#]*?):[ \t]+)?(\*.*?)[ \t]*$")
+
+
+def _hint(exc: yaml.MarkedYAMLError, text: str, mark: Any) -> str:
+    """What the two most common mistakes of a newcomer need to hear: an unquoted schedule
+    (`*` starts an alias) and a tab in the indentation."""
+    if mark is None:
+        return ""
+    lines = _LINE_BREAK.split(text, maxsplit=mark.line + 1)
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    if "\t" in line[: len(line) - len(line.lstrip(" \t"))]:
+        return TAB_HINT
+    if exc.context != "while scanning an alias":
+        return ""
+    example = "schedule: '*/5 * * * *'"
+    found = _STAR_VALUE.match(line)
+    if found is not None and len(found.group(0)) <= 100:
+        key, value = found.group(1), "'" + found.group(2).replace("'", "''") + "'"
+        example = f"{key}: {value}" if key else f"- {value}"
+    return f"; YAML reads a value that starts with * as an alias: quote it, as in {example}"
 
 
 def _yaml_message(exc: yaml.YAMLError) -> str:
