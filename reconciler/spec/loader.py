@@ -320,6 +320,9 @@ def _task(
                 if value is not None
             }
         )
+    for key, attr in (("placement", "placement"), ("placementFallback", "placement_fallback")):
+        if attr in spec.model_fields_set:  # in the document only when given, as below
+            norm[key] = getattr(spec, attr)
     norm["suspend"] = spec.suspend
     for key, attr in _HISTORY_FIELDS.items():  # in the document only when given
         if attr in spec.model_fields_set:
@@ -362,6 +365,8 @@ def _task(
         successful_runs_history_limit=spec.successful_runs_history_limit,
         failed_runs_history_limit=spec.failed_runs_history_limit,
         output_limit_bytes=spec.output_limit_bytes,
+        placement=spec.placement,
+        placement_fallback=spec.placement_fallback,
     )
 
 

@@ -26,7 +26,10 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_SECONDS = 31_536_000  # a year: bounds arithmetic on times, far beyond any real need
 MAX_UID = 4_294_967_294  # (uid_t)-1 is "no user"
 
-CRON_ONLY = ("schedule", "concurrencyPolicy", "startingDeadlineSeconds", "maxConcurrency")
+CRON_ONLY = (
+    "schedule", "concurrencyPolicy", "startingDeadlineSeconds", "maxConcurrency",
+    "placementFallback",
+)
 DAEMON_ONLY = ("restartPolicy", "replicas")
 
 
@@ -131,6 +134,8 @@ class Spec(_Strict):
     )
     user: NonEmptyStr | Uid | None = None
     resources: Resources | None = None
+    placement: Literal["all", "one"] = "all"
+    placement_fallback: Literal["skip", "run"] = Field(default="skip", alias="placementFallback")
     suspend: StrictBool = False
     successful_runs_history_limit: HistoryLimit = Field(
         default=20, alias="successfulRunsHistoryLimit"

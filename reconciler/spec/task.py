@@ -100,6 +100,9 @@ class Task:
     failed_runs_history_limit: int = 20
     output_limit_bytes: int = 1024 * 1024
     resources: Resources | None = None
+    # Fleet coordination (reconciler.coordination): "all" | "one", and "skip" | "run".
+    placement: str = "all"
+    placement_fallback: str = "skip"
     _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def argv(self) -> list[str]:
