@@ -60,6 +60,7 @@ __all__ = [
     "WaitingRetry",
     "after_daemon_exit",
     "collect_due",
+    "daemon_key",
     "reconcile",
     "retry_at",
 ]
@@ -94,6 +95,9 @@ class TaskLike(Protocol):
     @property
     def suspend(self) -> bool: ...
 
+    @property
+    def replicas(self) -> int: ...
+
     def process_fingerprint(self) -> str: ...
 
     def spec_fingerprint(self) -> str: ...
@@ -117,6 +121,7 @@ class RunView:
     # wall clock (a step forward would "time out" healthy runs). None for adopted runs.
     started_mono: float | None = None
     attempt: int = 1  # 2, 3, ... for retries of the same due time
+    replica: int = 0  # which of a daemon's `replicas` this process is
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,7 @@ class StartRun:
     trigger: Trigger
     request_id: str | None = None
     attempt: int = 1
+    replica: int = 0  # daemons: RECONCILER_REPLICA
 
 
 @dataclass(frozen=True)
@@ -229,6 +235,27 @@ class Inputs:
     retries: Mapping[str, WaitingRetry] = field(default_factory=dict)  # by task
 
 
+def _given_up(
+    tasks: Mapping[str, TaskLike], daemons: Mapping[str, DaemonState]
+) -> set[tuple[str, int]]:
+    """Daemon replicas that crash-looped under the document now in force."""
+    out: set[tuple[str, int]] = set()
+    for key, state in daemons.items():
+        if state.gave_up is None:
+            continue
+        name, _, index = key.partition("/")
+        task = tasks.get(name)
+        if task is not None and state.gave_up == task.spec_fingerprint():
+            out.add((name, int(index) if index.isdigit() else 0))
+    return out
+
+
+def daemon_key(task: str, replica: int) -> str:
+    """Where a daemon replica's restart bookkeeping is kept: the task's name for replica 0
+    (as before replicas existed), `name/N` for the others (`/` is never in a name)."""
+    return task if replica == 0 else f"{task}/{replica}"
+
+
 def reconcile(inputs: Inputs) -> list[Action]:
     """What to do now."""
     now, tasks, due, observed = inputs.now, inputs.tasks, inputs.due, inputs.observed
@@ -327,24 +354,21 @@ def reconcile(inputs: Inputs) -> list[Action]:
         elif retry.not_before <= now:
             try_start(task, retry.due, "retry", None, retry.attempt)  # else: waits for a place
 
-    given_up = {
-        name
-        for name, state in daemons.items()
-        if state.gave_up is not None
-        and (gave_up_on := tasks.get(name)) is not None
-        and state.gave_up == gave_up_on.spec_fingerprint()
-    }
+    given_up = _given_up(tasks, daemons)  # (task, replica) of daemons that crash-looped
     for req in manual:
         task = tasks.get(req.task)
         if task is None:
             actions.append(RefuseRun(req.task, req.request_id, "no such task on this host"))
             continue
         if task.type != "cron":
-            if req.task in given_up and not _alive(observed, req.task):
-                # `reconciler run NAME` starts a daemon that gave up after a crash loop.
-                given_up.discard(req.task)
-                actions.append(StartRun(req.task, None, "manual", req.request_id))
-            else:
+            # `reconciler run NAME` starts again the replicas that gave up after a crash loop.
+            live = {r.replica for r in _alive(observed, req.task)}
+            restart = sorted(r for t, r in given_up if t == req.task and r not in live)
+            for i, replica in enumerate(restart):
+                given_up.discard((req.task, replica))
+                request = req.request_id if i == 0 else None
+                actions.append(StartRun(req.task, None, "manual", request, replica=replica))
+            if not restart:
                 actions.append(RefuseRun(req.task, req.request_id, "is a daemon; it runs already"))
             continue
         if task.suspend:
@@ -372,26 +396,28 @@ def reconcile(inputs: Inputs) -> list[Action]:
             continue
         fp = task.process_fingerprint()
         runs = sorted(by_task.get(name, []), key=lambda r: (r.started_at, r.run_id))
-        current = [r for r in runs if r.fingerprint == fp and r.stopping is None]
         for run in runs:
             if run.fingerprint != fp:
                 stop(run, "changed")
-        for run in current[1:]:
-            stop(run, "duplicate")
-        if runs:
-            continue  # one is running, or an old one is still on its way out
-        state = daemons.get(name, DaemonState())
-        if state.finished_fingerprint == fp or name in given_up:
-            continue
-        if any(isinstance(a, StartRun) and a.task == name for a in actions):
-            continue  # started by a manual request above
-        # Waiting out a back-off: only for the version that failed, and never longer than
-        # the longest back-off (the clock may have been stepped back since).
-        if (
-            state.failed_fingerprint in (None, fp)
-            and now < state.not_before <= now + BACKOFF_MAX_S
-        ):
-            continue
-        actions.append(StartRun(name, None, "daemon"))
+            elif run.replica >= task.replicas:
+                stop(run, "scaled-down")
+        starting = {a.replica for a in actions if isinstance(a, StartRun) and a.task == name}
+        for replica in range(task.replicas):
+            mine = [r for r in runs if r.replica == replica]
+            for run in [r for r in mine if r.fingerprint == fp and r.stopping is None][1:]:
+                stop(run, "duplicate")
+            if mine or replica in starting:
+                continue  # one is running (or starting), or an old one is on its way out
+            state = daemons.get(daemon_key(name, replica), DaemonState())
+            if state.finished_fingerprint == fp or (name, replica) in given_up:
+                continue
+            # Waiting out a back-off: only for the version that failed, and never longer
+            # than the longest back-off (the clock may have been stepped back since).
+            if (
+                state.failed_fingerprint in (None, fp)
+                and now < state.not_before <= now + BACKOFF_MAX_S
+            ):
+                continue
+            actions.append(StartRun(name, None, "daemon", replica=replica))
     return actions
 

@@ -26,6 +26,7 @@ from reconciler.reconcile import (
     WaitingRetry,
     after_daemon_exit,
     collect_due,
+    daemon_key,
     reconcile,
     retry_at,
 )
@@ -58,6 +59,7 @@ class FakeTask:
     restart_policy: str = "Always"
     suspend: bool = False
     fingerprint: str = "fp1"
+    replicas: int = 1
 
     def process_fingerprint(self) -> str:
         return self.fingerprint
@@ -476,4 +478,26 @@ def test_waiting_retry_of_a_removed_or_suspended_task_is_dropped() -> None:
     paused = FakeTask("a", suspend=True)
     assert decide(T0 + 1, {"a": paused}, [], [], {}, retries=waiting) == [
         SkipRun("a", T0, "suspended", attempt=2)
+    ]
+
+
+def test_daemon_replicas_each_run_once_and_scale_down() -> None:
+    d = FakeTask("d", type="daemon", schedule=None, replicas=3)
+    assert decide(T0, {"d": d}, [], [], {}) == [
+        StartRun("d", None, "daemon", replica=0),
+        StartRun("d", None, "daemon", replica=1),
+        StartRun("d", None, "daemon", replica=2),
+    ]
+    live = [run("d", f"r{i}", T0 - 5, kind="daemon", replica=i) for i in range(3)]
+    assert decide(T0, {"d": d}, [], live, {}) == []
+    # Replica 1 crashed and backs off; the others are left alone.
+    backing = {daemon_key("d", 1): DaemonState(failures=1, not_before=T0 + 2, failed_fingerprint="fp1")}
+    others = [live[0], live[2]]
+    assert decide(T0, {"d": d}, [], others, backing) == []
+    assert decide(T0 + 2, {"d": d}, [], others, backing) == [StartRun("d", None, "daemon", replica=1)]
+    # Scaled down to one: the others stop.
+    one = FakeTask("d", type="daemon", schedule=None, replicas=1)
+    assert decide(T0, {"d": one}, [], live, {}) == [
+        StopRun("r1", "scaled-down", 30.0),
+        StopRun("r2", "scaled-down", 30.0),
     ]

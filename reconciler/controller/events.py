@@ -42,6 +42,7 @@ class RunEnd:
     note: str | None = None  # replaces the message (e.g. "ended while no controller watched")
     attempt: int = 1  # 1 for a first try
     timeout_s: int | None = None  # the run's timeoutSeconds, for the reason of a time-out
+    replica: int = 0  # which of a daemon's replicas
 
     @property
     def duration_s(self) -> float:

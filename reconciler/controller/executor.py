@@ -34,6 +34,7 @@ from reconciler.reconcile import (
     StartRun,
     StopRun,
     after_daemon_exit,
+    daemon_key,
 )
 from reconciler.spec import Task
 from reconciler.state import RUNS_FILE
@@ -188,7 +189,7 @@ class Executor:
             run_id=run_id,
             task=task.name,
             argv=task.argv(),
-            task_env=task.env,
+            task_env=_run_env(task, action),
             cwd=task.working_dir,
             user=task.user,
             limits=Limits.of(task.resources),
@@ -209,7 +210,7 @@ class Executor:
                     task=task.name, run_id=run_id, pid=None, kind=kind,
                     fingerprint=task.process_fingerprint(), due=action.due,
                     trigger=action.trigger, started_at=launch.at, ended_at=launch.at,
-                    error=launch.error,
+                    error=launch.error, attempt=action.attempt, replica=action.replica,
                 )
             )
             return {"ok": False, "reason": launch.error, "run_id": run_id}
@@ -224,13 +225,15 @@ class Executor:
             timeout_s=task.timeout_seconds,
             grace_s=float(task.termination_grace_period_seconds),
             started_mono=launch.mono,
+            attempt=action.attempt,
+            replica=action.replica,
         )
         self.runs[run_id] = Run(view=view, handle=handle, trigger=action.trigger)
         if self.history is not None:
-            self.history.started(_run_start(task, run_id, action.trigger, action.due,
-                                            handle.started_at, handle.pid))
+            self.history.started(_run_start(task, run_id, action, handle.started_at, handle.pid))
         events.run_started(
-            task.name, task.type, run_id, handle.pid, action.due, action.trigger, task.timezone
+            task.name, task.type, run_id, handle.pid, action.due, action.trigger, task.timezone,
+            attempt=action.attempt,
         )
         self.metrics.run_started(task.name, action.trigger)
         self.files.dirty.add(RUNS_FILE)
@@ -294,6 +297,8 @@ class Executor:
                 signal=ex.signal, stop_reason=ex.stop_reason,
                 adopted=run is not None and run.handle is not None and run.handle.adopted,
                 timeout_s=run.view.timeout_s if run is not None else None,
+                attempt=run.view.attempt if run is not None else 1,
+                replica=run.view.replica if run is not None else 0,
             )
         )
 
@@ -325,7 +330,7 @@ class Executor:
 
     def _daemon_ended(self, end: RunEnd, current: Task | None) -> None:
         state = after_daemon_exit(
-            self.journal.daemons.get(end.task, DaemonState()),
+            self.journal.daemons.get(daemon_key(end.task, end.replica), DaemonState()),
             DaemonExit(
                 fingerprint=end.fingerprint,
                 exit_code=end.exit_code,
@@ -336,7 +341,7 @@ class Executor:
             ),
             daemon_policy(current),
         )
-        self.journal.set_daemon(end.task, state)
+        self.journal.set_daemon(daemon_key(end.task, end.replica), state)
         if end.stop_reason is None and state.not_before > end.ended_at:
             self.metrics.daemon_restart(end.task)
             events.daemon_backoff(end.task, state.not_before - end.ended_at, state.failures)
@@ -350,12 +355,20 @@ def daemon_policy(task: Task | None) -> DaemonPolicy:
 
 
 def _run_start(
-    task: Task, run_id: str, trigger: str, due: int | None, started: float, pid: int | None
+    task: Task, run_id: str, action: StartRun, started: float, pid: int | None
 ) -> RunStart:
     return RunStart(
-        run_id=run_id, task=task.name, type=task.type, trigger=trigger, attempt=1, due=due,
-        started=started, pid=pid, output_limit=task.output_limit_bytes,
+        run_id=run_id, task=task.name, type=task.type, trigger=action.trigger,
+        attempt=action.attempt, due=action.due, started=started, pid=pid,
+        output_limit=task.output_limit_bytes,
     )
+
+
+def _run_env(task: Task, action: StartRun) -> Mapping[str, str]:
+    """The task's env, and for a daemon the replica it is (RECONCILER_REPLICA, 0..N-1)."""
+    if task.type != "daemon":
+        return task.env
+    return {**task.env, "RECONCILER_REPLICA": str(action.replica)}
 
 
 def _run_finish(end: RunEnd, outcome: str, current: Task | None) -> RunFinish:

@@ -367,6 +367,7 @@ def _task(
         output_limit_bytes=spec.output_limit_bytes,
         placement=spec.placement,
         placement_fallback=spec.placement_fallback,
+        replicas=spec.replicas if daemon else 1,
     )
 
 

@@ -103,6 +103,7 @@ class Task:
     # Fleet coordination (reconciler.coordination): "all" | "one", and "skip" | "run".
     placement: str = "all"
     placement_fallback: str = "skip"
+    replicas: int = 1  # daemons: processes kept, each with RECONCILER_REPLICA = 0..N-1
     _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def argv(self) -> list[str]:
