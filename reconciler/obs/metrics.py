@@ -155,6 +155,19 @@ class Metrics:
             ["file"],
             registry=r,
         )
+        self._notifications_failed = Counter(
+            "reconciler_notifications_failed",
+            "Notifications and healthcheck pings not delivered after their last try, by "
+            "task and kind (webhook, command, apprise, healthcheck).",
+            ["task", "kind"],
+            registry=r,
+        )
+        self._notifications_dropped = Counter(
+            "reconciler_notifications_dropped",
+            "Notifications and pings dropped undelivered: queue full or shutdown, by kind.",
+            ["kind"],
+            registry=r,
+        )
         Info("reconciler_build", "Version of the running controller.", registry=r).info(
             {"version": __version__}
         )
@@ -216,6 +229,14 @@ class Metrics:
     def daemon_restart(self, task: str) -> None:
         self._touch(task)
         self._daemon_restarts.labels(task).inc()
+
+    # -- notifications ---------------------------------------------------------------
+
+    def notification_failed(self, task: str, kind: str) -> None:
+        self._notifications_failed.labels(task, kind).inc()
+
+    def notification_dropped(self, kind: str) -> None:
+        self._notifications_dropped.labels(kind).inc()
 
     # -- gauges ----------------------------------------------------------------------
 
