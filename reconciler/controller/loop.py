@@ -146,10 +146,14 @@ class Controller:
         self.requests.server = ControlServer(self.state.path / CONTROL_SOCKET, self.wake)
         self._write_controller_info()
         if self.opts.http:
+            from reconciler.web import WebApp, warn_if_exposed  # Jinja2 only with --http
+
+            web = WebApp(self.state.path, lambda: self.desired.tasks, lambda: self.desired.anchors)
             self.http = HttpServer(
-                self.opts.http, self.metrics, self.healthy, lambda: self.desired.ready
+                self.opts.http, self.metrics, self.healthy, lambda: self.desired.ready, web
             )
             self.http.start()
+            warn_if_exposed(self.http.host)
         self.refresh.start()
 
     def _teardown(self) -> None:
@@ -210,18 +214,22 @@ class Controller:
             if next_tick - now > 2.0:
                 next_tick = math.floor(now)  # the clock stepped back: keep ticking
             on_second = now >= next_tick
-            if on_second or self.requests:
+            # A run's timeout between two ticks is acted on when it falls, not at the tick.
+            timed_out = self._timeout_at(time.monotonic()) is not None
+            if on_second or self.requests or timed_out:
                 second = math.floor(now)
                 self.reconcile_once(second)
                 self.last_tick_mono = time.monotonic()
-                self.metrics.tick(now - second, now)
+                if on_second or self.requests:
+                    self.metrics.tick(now - second, now)
                 next_tick = second + 1
             else:
                 self.executor.collect_exits()
             self._flush_state(after_tick=on_second)
 
     def _sleep_for(self, next_tick: int) -> float:
-        """Until the next second, a stop's deadline, or a burst of file events settling."""
+        """Until the next second, a stop's deadline, a burst of file events settling, or
+        the instant a run reaches its timeoutSeconds."""
         now = self.clock()
         timeout = min(next_tick - now, 1.0)
         deadline = self.supervisor.next_deadline()
@@ -230,12 +238,32 @@ class Controller:
         settles = self.refresh.settles_in()
         if settles is not None:
             timeout = min(timeout, settles)
+        run_timeout = self._timeout_at()
+        if run_timeout is not None:
+            timeout = min(timeout, run_timeout - time.monotonic())
         if 0 < timeout < 1.0 and timeout == next_tick - now and self.desired.due_at(next_tick):
             # epoll sleeps in whole milliseconds and wakes late under load: wake a
             # little early and finish with a nanosleep, so runs start on the second.
             # Only when a run is due then: an idle second costs one wake-up, not two.
             timeout -= TICK_EARLY_S
         return timeout
+
+    def _timeout_at(self, by: float | None = None) -> float | None:
+        """The monotonic instant of the earliest timeout of a run not yet being stopped
+        (with `by`: only one at or before it). The decision measures a run's age the same
+        way (reconcile: monotonic for our own runs, the wall clock for adopted ones)."""
+        soonest: float | None = None
+        for run in self.executor.runs.values():
+            view = run.view
+            if view.timeout_s is None or view.stopping is not None:
+                continue
+            if view.started_mono is not None:
+                at = view.started_mono + view.timeout_s
+            else:
+                at = time.monotonic() + view.started_at + view.timeout_s - self.clock()
+            if soonest is None or at < soonest:
+                soonest = at
+        return soonest if by is None or (soonest is not None and soonest <= by) else None
 
     @staticmethod
     def _sleep_onto(delay: float) -> None:
