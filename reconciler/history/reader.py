@@ -130,6 +130,8 @@ class HistoryReader:
 
     def runs(self, task: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Records newest first (by start), live runs included; at most `limit`."""
+        if task is not None and not TASK_NAME.match(task):
+            return []
         root = self._root()
         if root is None:
             return []

@@ -4,7 +4,8 @@ The loop and the output pump only hand things over (a dict entry, a deque append
 condition notify); every read, encode, write and removal happens on this thread. A write
 that fails (a full disk, an unwritable folder) loses that piece of history, never a run:
 it is counted in `reconciler_state_write_errors_total{file="history"}` and logged once as
-`state.write-failed` until a write succeeds again (`state.written`).
+`state.write-failed` until writes work again (`state.written`, once none failed for
+10 s: a disk with room for small files only is not reported on and off).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ REFRESH_S = 1.0  # a live run's file is rewritten at most this often
 REMOVED_KEEP_S = 7 * 86400  # a removed task's history is deleted after this
 EXPIRE_CHECK_S = 3600.0
 INDEX_CACHE = 512  # tasks whose index stays in memory
+RECOVERED_AFTER_S = 10.0  # writes work again: none failed for this long (no flapping)
 MAX_PENDING = 10_000  # ends waiting for the writer; beyond, the oldest are lost (counted)
 
 OutputCallback = Callable[[str, str, str, str], None]
@@ -53,6 +55,7 @@ class HistoryWriter:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._failed_at = 0.0
         self._damaged: set[str] = set()
         self._written: dict[str, tuple[int, float]] = {}  # run_id -> (seq, monotonic)
         self._indexes: OrderedDict[str, Index] = OrderedDict()
@@ -286,7 +289,7 @@ class HistoryWriter:
         except (OSError, HistoryFileError) as exc:
             self._failed(exc if isinstance(exc, OSError) else OSError(str(exc)))
             return False
-        if self._failing:
+        if self._failing and time.monotonic() - self._failed_at >= RECOVERED_AFTER_S:
             self._failing = False
             log_event("state.written", f"Wrote run history in {self.path} again.",
                       file=str(self.path))
@@ -298,6 +301,7 @@ class HistoryWriter:
 
     def _failed(self, exc: OSError) -> None:
         self._count_error()
+        self._failed_at = time.monotonic()
         if self._failing:
             return
         self._failing = True

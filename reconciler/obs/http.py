@@ -106,11 +106,17 @@ def parse_http_addr(text: str) -> tuple[str, int]:
     return host, port
 
 
+# More read-only pages (the run history): path with query -> (status, type, body), or
+# None for 404. Called on a worker thread, never on the controller loop.
+Routes = Callable[[str], tuple[int, str, bytes] | None]
+
+
 @dataclass(frozen=True)
 class _Endpoints:
     metrics: Metrics
     healthy: Callable[[], bool]
     ready: Callable[[], bool]
+    routes: Routes | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -177,6 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(200, b"ok\n", head=head)
             else:
                 self._reply(503, b"not ready\n", head=head)
+        elif ep.routes is not None and (found := ep.routes(self.path)) is not None:
+            self._reply(found[0], found[2], head=head, content_type=found[1])
         else:
             self._reply(404, b"not found\n", head=head)
 
@@ -246,8 +254,10 @@ class HttpServer:
         metrics: Metrics,
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
+        routes: Routes | None = None,
     ) -> None:
         self.host, self._requested_port = parse_http_addr(addr)
+        self.routes = routes
         self.metrics = metrics
         self.healthy = healthy
         self.ready = ready
@@ -307,7 +317,7 @@ class HttpServer:
         self._sel.register(sock, selectors.EVENT_READ, _LISTENER)
         self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKE)
         self._accepting = True
-        endpoints = _Endpoints(self.metrics, self.healthy, self.ready)
+        endpoints = _Endpoints(self.metrics, self.healthy, self.ready, self.routes)
         self._workers = [
             threading.Thread(
                 target=self._work, args=(endpoints,), name=f"reconciler-http-{i}", daemon=True
