@@ -25,9 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("spec_dir", metavar="DIR", help="directory of task documents")
     add_state_dir(p)
     add_identity(p)
-    p.add_argument("--log-format", choices=["json", "text"], default="json")
+    p.add_argument("--log-format", choices=["json", "text"], default="json",
+                   help="log lines on stdout: one JSON object each, or text for a terminal (default json)")
     p.add_argument("--http", metavar="HOST:PORT", help="serve /metrics, /healthz, /readyz here")
-    p.add_argument("--watch", choices=["inotify", "poll"], default="inotify")
+    p.add_argument("--watch", choices=["inotify", "poll"], default="inotify",
+                   help="how spec changes are noticed: inotify events, or polling (default inotify; falls back to polling when inotify is unavailable)")
     p.set_defaults(func=run, _parser=p)
 
 

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "stderr lines to stderr, '[... N bytes not kept ...]' where the middle of a long "
         "output was not kept. Exit 1 when there is no such run.",
     )
-    p.add_argument("task", metavar="TASK")
+    p.add_argument("task", metavar="TASK", help="the task whose run output to show")
     p.add_argument("--run", metavar="RUN_ID", help="this run instead of the latest")
     p.add_argument("-f", "--follow", action="store_true", help="follow a live run until it ends")
     p.add_argument("--timestamps", action="store_true", help="prefix each line with its time")
