@@ -284,6 +284,30 @@ BORDERLINE: dict[str, st.SearchStrategy[Any]] = {
     "successfulRunsHistoryLimit": NUMBERS,
     "failedRunsHistoryLimit": NUMBERS,
     "outputLimitBytes": st.one_of(NUMBERS, st.sampled_from([8388608, 8388609])),
+    "successExitCodes": st.one_of(
+        st.lists(st.one_of(NUMBERS, st.sampled_from([255, 256])), max_size=3), NUMBERS
+    ),
+    "retry": st.one_of(
+        st.fixed_dictionaries(
+            {"limit": NUMBERS}, optional={"delaySeconds": NUMBERS, "maxDelaySeconds": NUMBERS}
+        ),
+        JSON,
+    ),
+    "crashLoop": st.fixed_dictionaries(
+        {}, optional={"maxRestarts": NUMBERS, "windowSeconds": NUMBERS}
+    ),
+    "notify": st.lists(
+        st.fixed_dictionaries(
+            {"on": st.lists(st.sampled_from(["failure", "gave-up", "Failure"]), max_size=2)},
+            optional={
+                "webhook": st.sampled_from(["https://h.example/x", ""]),
+                "command": st.one_of(st.lists(STRINGS, max_size=2), STRINGS),
+                "apprise": st.sampled_from(["mailto://a@b.example", 1]),
+            },
+        ),
+        max_size=2,
+    ),
+    "healthcheck": st.one_of(st.fixed_dictionaries({"url": st.one_of(STRINGS, INTS)}), JSON),
 }
 
 
@@ -410,6 +434,11 @@ def test_schema_is_draft_2020_12_with_descriptions_everywhere() -> None:
         "successfulRunsHistoryLimit",
         "failedRunsHistoryLimit",
         "outputLimitBytes",
+        "successExitCodes",
+        "retry",
+        "crashLoop",
+        "notify",
+        "healthcheck",
     }
     assert set(spec) == expected
     defaults = {k: v["default"] for k, v in spec.items() if "default" in v}
@@ -428,4 +457,5 @@ def test_schema_is_draft_2020_12_with_descriptions_everywhere() -> None:
         "successfulRunsHistoryLimit": 20,
         "failedRunsHistoryLimit": 20,
         "outputLimitBytes": 1048576,
+        "successExitCodes": [0],
     }

@@ -68,6 +68,8 @@ Behaviour
 - Error texts never quote a URL.
 """
 
+from typing import TYPE_CHECKING
+
 from reconciler.notify.mask import (
     MASK,
     hash_secret_url,
@@ -85,7 +87,6 @@ from reconciler.notify.message import (
     build_message,
     subscribed,
 )
-from reconciler.notify.notifier import Notifier
 from reconciler.notify.targets import (
     EVENTS,
     TARGET_KINDS,
@@ -119,3 +120,16 @@ __all__ = [
     "unavailable",
     "url_problem",
 ]
+
+if TYPE_CHECKING:
+    from reconciler.notify.notifier import Notifier
+
+
+def __getattr__(name: str) -> object:
+    # The Notifier (threads, urllib, subprocess) is imported on first use: the spec room
+    # imports this package for Target and the masks, and the CLI should not pay for it.
+    if name == "Notifier":
+        from reconciler.notify.notifier import Notifier
+
+        return Notifier
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

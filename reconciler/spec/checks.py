@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from reconciler.spec.failure import notify_issues
 from reconciler.spec.models import MAX_MEMORY, MEMORY_PATTERN, MIN_MEMORY
 from reconciler.spec.schema import Issue
 from reconciler.spec.task import memory_bytes
@@ -111,6 +112,7 @@ def check_semantics(data: Any) -> Checked:
             issues.append(
                 Issue(("spec", "resources", "memoryMax"), f"{memory} is not within 1Mi and 1024Ti")
             )
+    issues.extend(notify_issues(spec))
     for name, key in (("workingDir", "workingDir"), ("user", "user")):
         if _has_nul(spec.get(key)):
             issues.append(Issue(("spec", name), "must not contain NUL characters"))

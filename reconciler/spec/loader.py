@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from reconciler.spec.checks import check_semantics
 from reconciler.spec.discovery import discover_roots
 from reconciler.spec.errors import SpecError, document_label
+from reconciler.spec.failure import failure_fields
 from reconciler.spec.jsonload import parse_json
 from reconciler.spec.models import NAME_PATTERN, TaskDocument
 from reconciler.spec.models import Resources as Resources_
@@ -327,6 +328,8 @@ def _task(
     for key, attr in _HISTORY_FIELDS.items():  # in the document only when given
         if attr in spec.model_fields_set:
             norm[key] = getattr(spec, attr)
+    failure_norm, failure_kwargs = failure_fields(spec)
+    norm.update(failure_norm)
     # Built read-only directly: every value is a str, int, bool or a tuple of str.
     labels = FrozenDict(meta.labels)
     document = FrozenDict(
@@ -368,6 +371,7 @@ def _task(
         placement=spec.placement,
         placement_fallback=spec.placement_fallback,
         replicas=spec.replicas if daemon else 1,
+        **failure_kwargs,
     )
 
 

@@ -29,8 +29,9 @@ MAX_UID = 4_294_967_294  # (uid_t)-1 is "no user"
 CRON_ONLY = (
     "schedule", "concurrencyPolicy", "startingDeadlineSeconds", "maxConcurrency",
     "placementFallback",
+    "retry",
 )
-DAEMON_ONLY = ("restartPolicy", "replicas")
+DAEMON_ONLY = ("restartPolicy", "replicas", "crashLoop")
 
 
 def _integral(value: Any) -> Any:
@@ -61,6 +62,11 @@ MemoryText = Annotated[str, StringConstraints(strict=True, pattern=MEMORY_PATTER
 Cores = Annotated[float, Field(strict=True, ge=0.01, le=1024)]
 OpenFiles = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=16, le=1_048_576)]
 Processes = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=1, le=4_194_304)]
+ExitCode = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=0, le=255)]
+RetryLimit = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=1, le=100)]
+Restarts = Annotated[int, BeforeValidator(_integral), Field(strict=True, ge=0, le=100_000)]
+NotifyEvent = Literal["failure", "recovery", "success", "start", "gave-up"]
+NOTIFY_TARGETS = ("webhook", "command", "apprise")
 
 
 def _command(value: Any) -> Any:
@@ -109,6 +115,40 @@ class Resources(_Strict):
     processes_max: Processes | None = Field(default=None, alias="processesMax")
 
 
+class Retry(_Strict):
+    limit: RetryLimit
+    delay_seconds: Seconds = Field(default=10, alias="delaySeconds")
+    max_delay_seconds: Seconds = Field(default=600, alias="maxDelaySeconds")
+
+
+class CrashLoop(_Strict):
+    max_restarts: Restarts = Field(default=10, alias="maxRestarts")
+    window_seconds: PositiveSeconds = Field(default=600, alias="windowSeconds")
+
+
+def _argv(value: Any) -> Any:
+    return _command(value) if type(value) is list else value
+
+
+class NotifyEntry(_Strict):
+    # URLs are checked by checks.py (reconciler.notify.url_problem), as for the schema.
+    on: Annotated[list[NotifyEvent], Field(min_length=1)]
+    webhook: NonEmptyStr | None = None
+    command: Annotated[list[StrictStr], Field(min_length=1), BeforeValidator(_argv)] | None = None
+    apprise: NonEmptyStr | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> NotifyEntry:
+        given = [k for k in NOTIFY_TARGETS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("exactly one of webhook, command, apprise is required")
+        return self
+
+
+class Healthcheck(_Strict):
+    url: NonEmptyStr
+
+
 class Spec(_Strict):
     type: Literal["cron", "daemon"] = "cron"
     schedule: NonEmptyStr | None = None
@@ -142,6 +182,13 @@ class Spec(_Strict):
     )
     failed_runs_history_limit: HistoryLimit = Field(default=20, alias="failedRunsHistoryLimit")
     output_limit_bytes: OutputLimit = Field(default=1024 * 1024, alias="outputLimitBytes")
+    success_exit_codes: Annotated[list[ExitCode], Field(min_length=1)] = Field(
+        default_factory=lambda: [0], alias="successExitCodes"
+    )
+    retry: Retry | None = None
+    crash_loop: CrashLoop | None = Field(default=None, alias="crashLoop")
+    notify: Annotated[list[NotifyEntry], Field(max_length=50)] | None = None
+    healthcheck: Healthcheck | None = None
 
     @model_validator(mode="after")
     def _type_rules(self) -> Spec:

@@ -225,6 +225,10 @@ class _Abandon(Exception):
     """Stop building the current document; the rest of its events are skipped."""
 
 
+def _is_notify(path: Path) -> bool:
+    return len(path) == 3 and path[:2] == ("spec", "notify")
+
+
 class _DocumentBuilder:
     """Turns the events of one document into data, checking the bounds as it goes."""
 
@@ -360,6 +364,8 @@ class _DocumentBuilder:
                 return None
             if found is _MERGE_KEY and not (self.stack and self.stack[-1].is_map):
                 return value
+            if value == "on" and self.child_path() is None and _is_notify(self.stack[-1].path):
+                return value  # the key `on:` of a notify entry is the word, not YAML 1.1 true
             return found
         if tag is None or tag == "!":
             return value

@@ -209,6 +209,10 @@ def _convert(error: ValidationError) -> list[Issue]:
         return [Issue(path, f"{quote(value)} is not one of {', '.join(choices)}{hint}")]
     if kind == "anyOf":
         return _any_of(error, path)
+    if kind == "oneOf" and path[-2:-1] == ("notify",) and isinstance(value, dict):
+        given = [k for k in ("webhook", "command", "apprise") if k in value]
+        found = f" (found {', '.join(given)})" if given else ""
+        return [Issue(path, f"needs exactly one of webhook, command, apprise{found}")]
     text = "invalid value" if env_value else error.message[:200]
     return [Issue(path, text)]
 

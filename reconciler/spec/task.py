@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from zoneinfo import ZoneInfo
 
+from reconciler.notify.mask import mask_secret_urls
+from reconciler.notify.targets import Target
+
 if TYPE_CHECKING:
     from reconciler.hosts import HostPattern
     from reconciler.schedule import Schedule
@@ -71,6 +74,24 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """`retry` of a cron task: retries after the first attempt, the first delay (doubling)
+    and the longest one, in seconds."""
+
+    limit: int
+    delay_seconds: int = 10
+    max_delay_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class CrashLoop:
+    """`crashLoop` of a daemon: give up after max_restarts restarts within window_seconds."""
+
+    max_restarts: int = 10
+    window_seconds: int = 600
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     file: str
@@ -104,6 +125,12 @@ class Task:
     placement: str = "all"
     placement_fallback: str = "skip"
     replicas: int = 1  # daemons: processes kept, each with RECONCILER_REPLICA = 0..N-1
+    # Failure handling and notifications (reconciler.notify delivers them).
+    success_exit_codes: frozenset[int] = frozenset({0})
+    retry: Retry | None = None
+    crash_loop: CrashLoop | None = None
+    notify: tuple[Target, ...] = ()
+    healthcheck_url: str | None = None  # a secret, like env values
     _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def argv(self) -> list[str]:
@@ -138,11 +165,13 @@ class Task:
         return found
 
     def masked_document(self) -> dict[str, Any]:
-        """The document with env values replaced by ***, for output that users see."""
+        """The document with env values replaced by *** and target URLs masked, for
+        output that users see."""
         doc = json.loads(json.dumps(self.document))
         env = doc.get("spec", {}).get("env")
         if isinstance(env, dict):
             doc["spec"]["env"] = {k: MASK for k in env}
+        mask_secret_urls(doc.get("spec", {}))
         return doc
 
     def __hash__(self) -> int:
