@@ -5,11 +5,15 @@ may start again (exponential back-off, 1 s doubling to 5 min, reset after 10 min
 healthy running), whether it is finished for good (Never; OnFailure after a success), and
 whether it has crash-looped (`crashLoop`: restarted maxRestarts times within
 windowSeconds: given up until its document changes or a manual run starts it again).
+`daemon_phase` says where a daemon stands: the rule `reconcile` starts daemons by, and
+what `status` and `diff` show.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Literal, Protocol
 
 # Back-off of crash-looping daemons, as systemd/Kubernetes users expect.
 BACKOFF_INITIAL_S = 1.0
@@ -99,3 +103,49 @@ def after_daemon_exit(state: DaemonState, ended: DaemonExit, policy: DaemonPolic
         failed_fingerprint=fingerprint,
         restarts=restarts if loop is not None else (),
     )
+
+
+class LiveProcess(Protocol):
+    """What the phase needs of a live process (reconcile.RunView)."""
+
+    @property
+    def stopping(self) -> str | None: ...
+
+
+DaemonPhase = Literal["suspended", "stopping", "running", "finished", "failed", "back-off", "starting"]
+
+
+def daemon_phase(
+    *,
+    fingerprint: str | None,
+    state: DaemonState,
+    now: float,
+    runs: Sequence[LiveProcess] = (),
+    suspend: bool = False,
+    gave_up: bool | None = None,
+) -> DaemonPhase:
+    """Where a daemon (replica) stands: the one rule `reconcile` starts daemons by, and
+    what `status` and `diff` show. Only "starting" means a run is started now.
+
+    `runs`: its live processes. `fingerprint`: the process fingerprint of the version in
+    force; `gave_up`: whether it crash-looped under the document in force. None for
+    either when the caller cannot know (`status` reads the applied set, whose env is
+    hashed): the ledger's verdicts are then taken as being about the version in force.
+    """
+    if suspend:
+        return "stopping" if runs else "suspended"
+    if runs:  # one is running, or an old one is still on its way out
+        return "stopping" if all(r.stopping for r in runs) else "running"
+    if state.finished_fingerprint is not None and fingerprint in (
+        None, state.finished_fingerprint
+    ):
+        return "finished"  # Never, or OnFailure after a success: until it changes
+    if state.gave_up is not None if gave_up is None else gave_up:
+        return "failed"  # crash-looped: until its document changes or a manual run
+    # Waiting out a back-off: only for the version that failed, and never longer than
+    # the longest back-off (the clock may have been stepped back since).
+    if (
+        fingerprint is None or state.failed_fingerprint in (None, fingerprint)
+    ) and now < state.not_before <= now + BACKOFF_MAX_S:
+        return "back-off"
+    return "starting"

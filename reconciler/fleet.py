@@ -6,30 +6,36 @@ set of documents changes against the set a controller has applied (`diff`).
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
-import json
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from reconciler.envmask import hashed_document, plain
 from reconciler.hosts import HostIdentity, matches
-from reconciler.schedule import Schedule, parse_schedule
+from reconciler.reconcile import (
+    Action,
+    DaemonState,
+    Inputs,
+    RunView,
+    StartRun,
+    StopRun,
+    daemon_phase,
+    reconcile,
+)
+from reconciler.state.applied import AppliedTask, applied_schedule
 
 if TYPE_CHECKING:
+    from reconciler.due import ScheduleLike
     from reconciler.spec import SpecError, Task
 
 # `plan --until` refuses windows with more due times than this (a per-second task over a
 # year is 31 million lines); `--count` asks for an explicit number instead.
 PLAN_LIMIT = 100_000
-
-# Fields whose change restarts a daemon (PRODUCT.md: "process-relevant fields").
-PROCESS_FIELDS = ("command", "env", "user", "workingDir")
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -57,17 +63,24 @@ def load(paths: Sequence[str]) -> Loaded:
 # --- due times ----------------------------------------------------------------------------
 
 
-def next_due(task: Task, after: int, anchor: int | None = None) -> int | None:
-    """The first due second of a cron task strictly after `after`; None when not knowable.
-
-    Daemons and `@reboot` have none; `@every` has one only with its anchor.
-    """
-    sched = task.schedule
-    if task.type != "cron" or sched is None or sched.kind == "reboot":
+def next_due(
+    schedule: ScheduleLike | None,
+    zone: Any,
+    now: float,
+    *,
+    cursor: int | None = None,
+    anchor: int | None = None,
+) -> int | None:
+    """When the controller next starts a scheduled run: the first due second after the
+    later of `cursor` (the last due time it handled) and now. None when that is not
+    knowable: no schedule, `@reboot`, `@every` without its anchor. The one rule of "next
+    due" for `get`, `status` and `diff` (the controller's own is its DueQueue)."""
+    if schedule is None or schedule.kind == "reboot":
         return None
-    if sched.kind == "every" and anchor is None:
+    if schedule.kind == "every" and anchor is None:
         return None
-    return sched.next_after(after, task.timezone, anchor)
+    after = math.floor(now) if cursor is None else max(cursor, math.floor(now))
+    return schedule.next_after(after, zone, anchor)
 
 
 @dataclass(frozen=True, order=True)
@@ -132,27 +145,6 @@ def plan(
 # --- documents ----------------------------------------------------------------------------
 
 
-def env_hash(value: Any) -> str:
-    """How the controller stores an env value in its applied set (never in clear)."""
-    return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()[:16]
-
-
-def plain(document: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy as JSON has it (tuples become lists), comparable with what was read back."""
-    out = json.loads(json.dumps(document))
-    assert isinstance(out, dict)
-    return out
-
-
-def hashed_document(document: Mapping[str, Any]) -> dict[str, Any]:
-    """A document with env values hashed as the controller's applied set keeps them."""
-    doc = plain(document)
-    spec = doc.get("spec")
-    if isinstance(spec, dict) and isinstance(spec.get("env"), dict):
-        spec["env"] = {str(k): env_hash(v) for k, v in spec["env"].items()}
-    return doc
-
-
 def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
     """Dotted paths of the leaves that differ (`spec.schedule`, `spec.env.TOKEN`)."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
@@ -171,92 +163,11 @@ def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 @dataclass(frozen=True)
-class AppliedTask:
-    """One entry of the controller's applied set (APPLIED_FILE)."""
-
-    name: str
-    file: str | None
-    line: int | None
-    document: dict[str, Any]
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        spec = self.document.get("spec")
-        return spec if isinstance(spec, dict) else {}
-
-    @property
-    def type(self) -> str:
-        return str(self.spec.get("type", "cron"))
-
-
-def read_applied(data: Any) -> dict[str, AppliedTask]:
-    """The applied set from its JSON; anything malformed is left out."""
-    out: dict[str, AppliedTask] = {}
-    if not isinstance(data, Mapping):
-        return out
-    for name, entry in data.items():
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("document"), Mapping):
-            continue
-        line = entry.get("line")
-        out[str(name)] = AppliedTask(
-            name=str(name),
-            file=str(entry["file"]) if entry.get("file") is not None else None,
-            line=line if isinstance(line, int) else None,
-            document=dict(entry["document"]),
-        )
-    return out
-
-
-@dataclass(frozen=True)
-class LiveRun:
-    """One alive run as the controller records it (RUNS_FILE)."""
-
-    run_id: str
-    task: str
-    kind: str
-    pid: int
-    started_at: float
-    due: int | None
-    fingerprint: str
-    grace_s: float
-    stopping: str | None
-    trigger: str
-
-
-def read_runs(data: Any) -> list[LiveRun]:
-    out: list[LiveRun] = []
-    if not isinstance(data, list):
-        return out
-    for rec in data:
-        if not isinstance(rec, Mapping):
-            continue
-        try:
-            due = rec.get("due")
-            out.append(
-                LiveRun(
-                    run_id=str(rec["run_id"]),
-                    task=str(rec["task"]),
-                    kind="daemon" if rec.get("kind") == "daemon" else "cron",
-                    pid=int(rec["pid"]),
-                    started_at=float(rec["started_at"]),
-                    due=int(due) if isinstance(due, (int, float)) else None,
-                    fingerprint=str(rec.get("fingerprint") or ""),
-                    grace_s=float(rec.get("grace_s") or 30),
-                    stopping=rec.get("stopping") if isinstance(rec.get("stopping"), str) else None,
-                    trigger=str(rec.get("trigger") or "schedule"),
-                )
-            )
-        except (KeyError, TypeError, ValueError):
-            continue
-    return sorted(out, key=lambda r: (r.task, r.started_at, r.run_id))
-
-
-@dataclass(frozen=True)
 class ProcessAction:
     """A consequence for processes: what the controller does once the change is applied.
 
-    kind: start-daemon, restart-daemon, stop-daemon, left-running, schedule, reboot,
-    suspended, none.
+    kind: start-daemon, restart-daemon, stop-daemon, stop-run, left-running, schedule,
+    reboot, suspended, none.
     """
 
     kind: str
@@ -283,17 +194,13 @@ class TaskChange:
         return self.old.type
 
 
-def _process_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    return any(old.get(f) != new.get(f) for f in PROCESS_FIELDS)
-
-
-def _ids(runs: Iterable[LiveRun]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def _ids(runs: Iterable[RunView]) -> tuple[tuple[str, ...], tuple[int, ...]]:
     rs = list(runs)
     return tuple(r.run_id for r in rs), tuple(r.pid for r in rs)
 
 
-def _left_running(runs: list[LiveRun]) -> ProcessAction | None:
-    cron = [r for r in runs if r.kind == "cron" and r.stopping is None]
+def _left_running(runs: Sequence[RunView], stopped: Mapping[str, StopRun]) -> ProcessAction | None:
+    cron = [r for r in runs if r.kind == "cron" and r.stopping is None and r.run_id not in stopped]
     if not cron:
         return None
     ids, pids = _ids(cron)
@@ -308,7 +215,7 @@ def _left_running(runs: list[LiveRun]) -> ProcessAction | None:
 
 
 def _schedule_action(
-    task: Task, now: int, anchor: int | None, against_controller: bool
+    task: Task, now: float, anchor: int | None, against_controller: bool
 ) -> ProcessAction:
     sched = task.schedule
     assert sched is not None
@@ -318,59 +225,92 @@ def _schedule_action(
         when = "when the controller next starts" if against_controller else "when the controller starts"
         return ProcessAction("reboot", f"@reboot: runs once {when}")
     if sched.kind == "every" and anchor is None:
-        anchor = now  # a newly applied @every is anchored when it is applied
-    return ProcessAction("schedule", "next run", next_due=sched.next_after(now, task.timezone, anchor))
+        anchor = math.floor(now)  # a newly applied @every is anchored when it is applied
+    return ProcessAction(
+        "schedule", "next run", next_due=next_due(sched, task.timezone, now, anchor=anchor)
+    )
 
 
-def _stop_daemon(runs: list[LiveRun], kind: str, verb: str) -> ProcessAction:
+# How `diff` words each stop `reconcile` decides: (kind, verb) by stop reason.
+_DAEMON_STOPS = {
+    "changed": ("restart-daemon", "restarted"),
+    "removed": ("stop-daemon", "stopped"),
+    "suspended": ("stop-daemon", "stopped (suspended)"),
+    "scaled-down": ("stop-daemon", "stopped (scaled down)"),
+    "duplicate": ("stop-daemon", "stopped (a duplicate)"),
+    "timeout": ("stop-daemon", "stopped (past its timeoutSeconds)"),
+}
+
+# What `diff` says of a daemon task `reconcile` neither starts nor stops, by its phase.
+_DAEMON_PHASES = {
+    "running": ("none", "daemon left running (no process-relevant change)"),
+    "stopping": ("none", "daemon being stopped already"),
+    "suspended": ("suspended", "suspended: not started"),
+    "finished": ("none", "daemon finished: not started until its process fields change"),
+    "failed": ("none", "daemon gave up after a crash loop: not started until it changes"),
+    "back-off": ("none", "daemon waits out its back-off, then starts"),
+}
+
+
+def _stop(kind: str, verb: str, runs: list[RunView]) -> ProcessAction:
     ids, pids = _ids(runs)
     grace = max((r.grace_s for r in runs), default=30.0)
+    what = "daemon" if kind != "stop-run" else "run"
     return ProcessAction(
         kind,
-        f"daemon {verb} (pid {', '.join(map(str, pids))}: SIGTERM, SIGKILL after {grace:g}s)",
+        f"{what} {verb} (pid {', '.join(map(str, pids))}: SIGTERM, SIGKILL after {grace:g}s)",
         ids,
         pids,
     )
 
 
-def _daemon_action(
-    old: AppliedTask | None, new: Task, daemons: list[LiveRun]
-) -> ProcessAction:
-    if new.suspend:
-        if daemons:
-            return _stop_daemon(daemons, "stop-daemon", "stopped (suspended)")
-        return ProcessAction("suspended", "suspended: not started")
-    fp = new.process_fingerprint()
-    if daemons:
-        stale = [r for r in daemons if r.fingerprint != fp]
-        if not stale:
-            return ProcessAction("none", "daemon left running (no process-relevant change)")
-        return _stop_daemon(stale, "restart-daemon", "restarted")
-    was_daemon = old is not None and old.type == "daemon" and not old.spec.get("suspend")
-    if was_daemon and old is not None:
-        new_spec = hashed_document(new.document).get("spec") or {}
-        if not _process_changed(old.spec, new_spec):
-            return ProcessAction("none", "no process changes (the daemon is not running now)")
-    return ProcessAction("start-daemon", "daemon started")
+def _decided(
+    new: Task | None,
+    runs: Sequence[RunView],
+    decided: Sequence[Action],
+    daemons: Mapping[str, DaemonState],
+    now: float,
+) -> list[ProcessAction]:
+    """The process actions `reconcile` decided for one task (its runs stopped, its daemon
+    started), or, when it decided none for a daemon, why not (its phase)."""
+    stopped = {a.run_id: a for a in decided if isinstance(a, StopRun)}
+    groups: dict[tuple[str, str], list[RunView]] = {}
+    for run in runs:
+        stop = stopped.get(run.run_id)
+        if stop is None:
+            continue
+        if run.kind == "daemon":
+            key = _DAEMON_STOPS.get(stop.reason, ("stop-daemon", f"stopped ({stop.reason})"))
+        else:
+            key = ("stop-run", f"stopped ({stop.reason})")
+        groups.setdefault(key, []).append(run)
+    out = [_stop(kind, verb, rs) for (kind, verb), rs in groups.items()]
+    n = sum(1 for a in decided if isinstance(a, StartRun))
+    if n:
+        out.append(ProcessAction("start-daemon", f"{n} daemon replicas started" if n > 1 else "daemon started"))
+    elif new is not None and new.type == "daemon" and not out:
+        mine = [r for r in runs if r.kind == "daemon"]
+        phase = daemon_phase(
+            fingerprint=new.process_fingerprint(), state=daemons.get(new.name, DaemonState()),
+            now=now, runs=mine, suspend=new.suspend,
+        )
+        out.append(ProcessAction(*_DAEMON_PHASES.get(phase, ("none", f"daemon {phase}"))))
+    return out
 
 
 def _actions(
-    old: AppliedTask | None,
-    new: Task | None,
-    runs: list[LiveRun],
-    now: int,
+    change: TaskChange,
+    runs: Sequence[RunView],
+    decided: Sequence[Action],
+    daemons: Mapping[str, DaemonState],
+    now: float,
     anchor: int | None,
     against_controller: bool,
 ) -> list[ProcessAction]:
-    """The process consequences of one task's change, as `reconcile` will decide them."""
-    out: list[ProcessAction] = []
-    daemons = [r for r in runs if r.kind == "daemon" and r.stopping is None]
-    if new is None or new.type != "daemon":
-        # Removed, or now a cron task: a daemon of it is desired no more.
-        if daemons:
-            out.append(_stop_daemon(daemons, "stop-daemon", "stopped"))
-    else:
-        out.append(_daemon_action(old, new, daemons))
+    """The process consequences of one task's change: those of the decision, then when a
+    cron task next runs, then the cron runs left to finish."""
+    old, new = change.old, change.new
+    out = _decided(new, runs, decided, daemons, now)
     if new is not None and new.type == "cron" and new.schedule is not None:
         old_spec = old.spec if old is not None else {}
         new_spec = new.document.get("spec") or {}
@@ -383,7 +323,7 @@ def _actions(
             if old is not None and old_spec.get("schedule") != new_spec.get("schedule"):
                 anchor = None  # a new @every schedule is anchored anew
             out.append(_schedule_action(new, now, anchor, against_controller))
-    left = _left_running(runs)
+    left = _left_running(runs, {a.run_id: a for a in decided if isinstance(a, StopRun)})
     if left is not None:
         out.append(left)
     if not out:
@@ -409,20 +349,34 @@ class Diff:
         return [c.name for c in self.changes if c.change == "removed"]
 
 
+def predict(
+    tasks: Mapping[str, Task],
+    runs: Sequence[RunView],
+    daemons: Mapping[str, DaemonState],
+    now: float,
+) -> list[Action]:
+    """What the controller decides once `tasks` (this host's) are in force, with these
+    live runs and this ledger: the decision itself, `reconcile`, with nothing due."""
+    return reconcile(Inputs(now=now, tasks=tasks, observed=runs, daemons=daemons))
+
+
 def diff(
     applied: Mapping[str, AppliedTask],
     tasks: Mapping[str, Task],
     identity: HostIdentity,
-    runs: Sequence[LiveRun] = (),
+    runs: Sequence[RunView] = (),
     anchors: Mapping[str, int] | None = None,
     now: float = 0.0,
     against_controller: bool = True,
+    daemons: Mapping[str, DaemonState] | None = None,
 ) -> Diff:
-    """What applying `tasks` on the host `identity` changes against `applied`."""
+    """What applying `tasks` on the host `identity` changes against `applied`, given the
+    controller's live runs (runs.json) and ledger (`@every` anchors, daemon states)."""
     mine = {n: t for n, t in tasks.items() if matches(t.hosts, identity)}
     other = sorted(n for n in tasks if n not in mine)
-    t_now = math.floor(now)
     anchors = anchors or {}
+    daemons = daemons or {}
+    decided = predict(mine, runs, daemons, now)
     changes: list[TaskChange] = []
     for name in sorted(set(mine) | set(applied)):
         old = applied.get(name)
@@ -437,8 +391,10 @@ def diff(
         else:
             change = TaskChange(name, "removed", old, None)
         task_runs = [r for r in runs if r.task == name]
+        ids = {r.run_id for r in task_runs}
+        own = [a for a in decided if (a.run_id in ids if isinstance(a, StopRun) else a.task == name)]
         change.actions = _actions(
-            old, new, task_runs, t_now, anchors.get(name), against_controller
+            change, task_runs, own, daemons, now, anchors.get(name), against_controller
         )
         changes.append(change)
     return Diff(changes=changes, other_hosts=other)
@@ -455,32 +411,6 @@ class LedgerView(Protocol):
     def anchor(self, task: str, schedule_text: str | None) -> int | None: ...
 
 
-@dataclass(frozen=True)
-class AppliedSchedule:
-    schedule: Schedule | None
-    zone: tzinfo
-    error: str | None = None
-
-
-def applied_schedule(task: AppliedTask) -> AppliedSchedule:
-    """The schedule and zone of an applied document (a task without zone: this host's)."""
-    from reconciler.spec.zones import get_zone, host_zone
-
-    spec = task.spec
-    zone_name = spec.get("timezone")
-    try:
-        zone: tzinfo = get_zone(str(zone_name)) if zone_name else host_zone()
-    except ValueError as exc:
-        return AppliedSchedule(None, host_zone(), f"timezone: {exc}")
-    text = spec.get("schedule")
-    if task.type != "cron" or not isinstance(text, str):
-        return AppliedSchedule(None, zone)
-    try:
-        return AppliedSchedule(parse_schedule(text), zone)
-    except ValueError as exc:
-        return AppliedSchedule(None, zone, f"schedule: {exc}")
-
-
 def applied_next_due(task: AppliedTask, ledger: LedgerView, now: float) -> int | None:
     """When the controller next starts a run of this cron task, from its ledger.
 
@@ -492,12 +422,5 @@ def applied_next_due(task: AppliedTask, ledger: LedgerView, now: float) -> int |
         return None
     found = applied_schedule(task)
     sched = found.schedule
-    if sched is None or sched.kind == "reboot":
-        return None
-    anchor = None
-    if sched.kind == "every":
-        anchor = ledger.anchor(task.name, sched.text)
-        if anchor is None:
-            return None
-    after = max(ledger.cursors.get(task.name, math.floor(now)), math.floor(now))
-    return sched.next_after(after, found.zone, anchor)
+    anchor = ledger.anchor(task.name, sched.text) if sched is not None else None
+    return next_due(sched, found.zone, now, cursor=ledger.cursors.get(task.name), anchor=anchor)

@@ -20,9 +20,11 @@ from reconciler.daemons import (
     BACKOFF_RESET_AFTER_S,
     CrashLoop,
     DaemonExit,
+    DaemonPhase,
     DaemonPolicy,
     DaemonState,
     after_daemon_exit,
+    daemon_phase,
 )
 from reconciler.due import (
     MAX_ENUMERATED_DUE,
@@ -45,6 +47,7 @@ __all__ = [
     "CrashLoop",
     "CursorMoves",
     "DaemonExit",
+    "DaemonPhase",
     "DaemonPolicy",
     "DaemonState",
     "DueQueue",
@@ -61,6 +64,7 @@ __all__ = [
     "after_daemon_exit",
     "collect_due",
     "daemon_key",
+    "daemon_phase",
     "reconcile",
     "retry_at",
 ]
@@ -250,6 +254,9 @@ def _given_up(
     return out
 
 
+_NO_DAEMON_STATE = DaemonState()
+
+
 def daemon_key(task: str, replica: int) -> str:
     """Where a daemon replica's restart bookkeeping is kept: the task's name for replica 0
     (as before replicas existed), `name/N` for the others (`/` is never in a name)."""
@@ -408,16 +415,9 @@ def reconcile(inputs: Inputs) -> list[Action]:
                 stop(run, "duplicate")
             if mine or replica in starting:
                 continue  # one is running (or starting), or an old one is on its way out
-            state = daemons.get(daemon_key(name, replica), DaemonState())
-            if state.finished_fingerprint == fp or (name, replica) in given_up:
-                continue
-            # Waiting out a back-off: only for the version that failed, and never longer
-            # than the longest back-off (the clock may have been stepped back since).
-            if (
-                state.failed_fingerprint in (None, fp)
-                and now < state.not_before <= now + BACKOFF_MAX_S
-            ):
-                continue
-            actions.append(StartRun(name, None, "daemon", replica=replica))
+            state = daemons.get(daemon_key(name, replica), _NO_DAEMON_STATE)
+            gave_up = (name, replica) in given_up
+            if daemon_phase(fingerprint=fp, state=state, now=now, gave_up=gave_up) == "starting":
+                actions.append(StartRun(name, None, "daemon", replica=replica))
     return actions
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TextIO
 
-MASK = "***"
+# Env values are masked in one place (envmask); re-exported for the commands.
+from reconciler.envmask import MASK as MASK
+from reconciler.envmask import masked_document as masked_document
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], gap: int = 3) -> str:
@@ -34,8 +36,9 @@ def dump_json(obj: Any, out: TextIO | None = None) -> None:
     (out or sys.stdout).write("\n")
 
 
-def rfc3339(t: float | None, tz: tzinfo | None = None) -> str | None:
-    """An instant in RFC 3339 with the zone's offset (UTC zones give `+00:00`)."""
+def rfc3339_offset(t: float | None, tz: tzinfo | None = None) -> str | None:
+    """An instant in RFC 3339 with the zone's numeric offset, `+00:00` for UTC: the CLI's
+    form (the logs write `Z`: controller.records.rfc3339_zulu)."""
     if t is None:
         return None
     return datetime.fromtimestamp(t, tz or UTC).isoformat(timespec="seconds")
@@ -84,20 +87,6 @@ def seconds_text(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.3f}s" if value < 10 else duration(value)
-
-
-def masked_env(env: Mapping[str, Any] | None) -> dict[str, str]:
-    return {str(k): MASK for k in (env or {})}
-
-
-def masked_document(document: Mapping[str, Any]) -> dict[str, Any]:
-    """A task document fit for output: env values replaced by `***`."""
-    doc = dict(document)
-    spec = dict(doc.get("spec") or {})
-    if "env" in spec:
-        spec["env"] = masked_env(spec["env"])
-    doc["spec"] = spec
-    return doc
 
 
 def command_text(command: Any) -> str:

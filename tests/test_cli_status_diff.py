@@ -527,20 +527,20 @@ def _task(tmp: Path, name: str, body: str) -> Task:
 
 
 def _applied(task: Task) -> dict[str, Any]:
-    from reconciler.fleet import read_applied
+    from reconciler.state.applied import parse_applied
 
-    return read_applied(
+    return parse_applied(
         json.loads(json.dumps({task.name: {"file": task.file, "line": task.line,
                                            "document": applied_document(task)}}))
     )
 
 
 def _live(task: Task, kind: str, pid: int) -> Any:
-    from reconciler.fleet import LiveRun
+    from reconciler.reconcile import RunView
 
-    return LiveRun(run_id=f"{task.name}-r", task=task.name, kind=kind, pid=pid, started_at=0.0,
+    return RunView(run_id=f"{task.name}-r", task=task.name, kind=kind, pid=pid, started_at=0.0,
                    due=None, fingerprint=task.process_fingerprint(), grace_s=30.0, stopping=None,
-                   trigger="daemon")
+                   timeout_s=None)
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,10 @@ import pytest
 from controller_harness import write_task
 
 from reconciler.controller import Controller, Options
-from reconciler.controller.records import Ledger
 from reconciler.hosts import HostIdentity
 from reconciler.obs import setup_logging
 from reconciler.state import StateDir
+from reconciler.state.ledger import Ledger
 
 
 class Clock:

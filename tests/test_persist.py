@@ -7,9 +7,9 @@ import signal
 from pathlib import Path
 
 from reconciler.controller.persist import DELTA_MAX_TASKS, StateFiles
-from reconciler.controller.records import Ledger
 from reconciler.obs import Metrics
 from reconciler.state import LEDGER_DELTA, LEDGER_FILE, RUNS_FILE, StateDir
+from reconciler.state.ledger import Ledger
 
 
 def files_in(tmp_path: Path) -> StateFiles:

@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reconciler.controller.records import Ledger, outcome_of, rfc3339
+from reconciler.controller.records import outcome_of, rfc3339_zulu
 from reconciler.reconcile import DaemonState
+from reconciler.state.ledger import Ledger
 
 
 @pytest.mark.parametrize(
@@ -50,8 +51,8 @@ def test_damaged_ledger_gives_what_it_can(damaged) -> None:
 
 def test_rfc3339_in_the_task_zone() -> None:
     t = 1_774_746_000  # 2026-03-29T01:00:00Z, just after Berlin's spring change
-    assert rfc3339(t) == "2026-03-29T01:00:00Z"
-    assert rfc3339(t, ZoneInfo("Europe/Berlin")) == "2026-03-29T03:00:00+02:00"
+    assert rfc3339_zulu(t) == "2026-03-29T01:00:00Z"
+    assert rfc3339_zulu(t, ZoneInfo("Europe/Berlin")) == "2026-03-29T03:00:00+02:00"
 
 
 
@@ -99,8 +100,8 @@ def test_ledger_generation_round_trips() -> None:
 def test_a_damaged_ledger_bars_due_times_up_to_its_last_write(tmp_path) -> None:
     import os
 
-    from reconciler.controller.records import load_ledger, read_ledger
     from reconciler.state import APPLIED_FILE, LEDGER_FILE, StateDir
+    from reconciler.state.ledger import load_ledger, read_ledger
 
     sd = StateDir(tmp_path / "state")
     sd.ensure()

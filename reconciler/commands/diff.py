@@ -17,23 +17,14 @@ from typing import Any
 from reconciler import render
 from reconciler.commands.common import add_identity, add_state_dir, state_dir
 from reconciler.commands.status import unreadable
-from reconciler.controller.records import read_ledger
-from reconciler.fleet import (
-    AppliedTask,
-    Diff,
-    LiveRun,
-    ProcessAction,
-    TaskChange,
-    applied_schedule,
-    diff,
-    env_hash,
-    load,
-    plain,
-    read_applied,
-    read_runs,
-)
+from reconciler.envmask import MASK, hashed_document, plain
+from reconciler.fleet import Diff, ProcessAction, TaskChange, diff, load
 from reconciler.hosts import HostEntryError, HostIdentity, detect_identity
-from reconciler.state import APPLIED_FILE, RUNS_FILE, ControllerRef
+from reconciler.reconcile import DaemonState, RunView
+from reconciler.state import ControllerRef
+from reconciler.state.applied import AppliedTask, applied_schedule, read_applied
+from reconciler.state.ledger import read_ledger
+from reconciler.state.runs import read_runs
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -76,10 +67,10 @@ def _env_views(old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
         before = old_env if isinstance(old_env, dict) else {}
         for k, v in new_env.items():
             changed = k in before and before[k] != v
-            new_env[k] = render.MASK + (" (changed)" if changed else "")
+            new_env[k] = MASK + (" (changed)" if changed else "")
     if isinstance(old_env, dict):
         for k in old_env:
-            old_env[k] = render.MASK
+            old_env[k] = MASK
 
 
 # The order of the documentation and the schema; the applied set is stored with sorted
@@ -117,12 +108,7 @@ def _yaml(doc: dict[str, Any] | None) -> list[str]:
 def unified(change: TaskChange) -> list[str]:
     """The change as a unified diff of the YAML of both documents, env masked."""
     old = plain(change.old.document) if change.old is not None else None
-    new = None
-    if change.new is not None:
-        new = plain(change.new.document)
-        env = new.get("spec", {}).get("env")
-        if isinstance(env, dict):
-            new["spec"]["env"] = {k: env_hash(v) for k, v in env.items()}
+    new = hashed_document(change.new.document) if change.new is not None else None
     _env_views(old, new)
     old_label = f"{change.name} (applied)" if old is not None else "/dev/null"
     new_label = "/dev/null"
@@ -159,7 +145,7 @@ def _action_json(action: ProcessAction, zone: Any) -> dict[str, Any]:
         out["run_ids"] = list(action.run_ids)
         out["pids"] = list(action.pids)
     if action.kind == "schedule":
-        out["next_due"] = render.rfc3339(action.next_due, zone)
+        out["next_due"] = render.rfc3339_offset(action.next_due, zone)
     return out
 
 
@@ -235,22 +221,25 @@ def run(args: argparse.Namespace) -> int:
         return 2
     ref = sd.find_controller()
     applied: dict[str, AppliedTask] = {}
-    runs: list[LiveRun] = []
+    runs: list[RunView] = []
     anchors: dict[str, int] = {}
+    daemons: dict[str, DaemonState] = {}
     identity: HostIdentity | None = None
     if ref is not None:
-        applied_data = sd.read_json(APPLIED_FILE)
-        if applied_data is None:
+        found = read_applied(sd)
+        if found is None:
             render.error(
                 "diff", f"the controller (pid {ref.pid}) has not applied its documents yet; "
                 "try again in a moment"
             )
             return 2
-        applied = read_applied(applied_data)
-        runs = read_runs(sd.read_json(RUNS_FILE))
+        applied = found
+        # As the controller sees them: a run it is stopping counts as being stopped.
+        runs = [r.view(keep_stopping=True) for r in read_runs(sd)]
         ledger, _ = read_ledger(sd)
         anchors = {n: at for n, t in applied.items()
                    if (at := ledger.anchor(n, t.spec.get("schedule"))) is not None}
+        daemons = ledger.daemons
         if not (args.host_ip or args.hostname):
             identity = controller_identity(ref)
     if identity is None:
@@ -260,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
             args._parser.error(f"--host-ip: {exc}")
             return 2
     now = time.time()
-    outcome = diff(applied, result.tasks, identity, runs, anchors, now, ref is not None)
+    outcome = diff(applied, result.tasks, identity, runs, anchors, now, ref is not None, daemons)
     if ref is not None:
         against = {
             "controller": True,

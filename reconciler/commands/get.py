@@ -62,7 +62,7 @@ def next_run(task: Task, now: float) -> tuple[int | None, str]:
     if task.schedule.kind == "every":
         # Anchored when the controller first applied the task: `status` knows it.
         return None, "-"
-    due = next_due(task, int(now))
+    due = next_due(task.schedule, task.timezone, now)
     return due, render.when(due, now, task.timezone) if due is not None else "never"
 
 
@@ -73,7 +73,7 @@ def as_json(task: Task, here: bool, due: int | None) -> dict[str, Any]:
         "file": task.file,
         "line": task.line,
         "onThisHost": here,
-        "nextRun": render.rfc3339(due, task.timezone),
+        "nextRun": render.rfc3339_offset(due, task.timezone),
     }
 
 

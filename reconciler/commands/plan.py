@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     def due_text(e: PlanEntry) -> str:
-        return render.rfc3339(e.due, zones[e.task]) or ""
+        return render.rfc3339_offset(e.due, zones[e.task]) or ""
 
     out = sys.stdout
     # Streamed: `--count` may ask for many lines, and each line is final once merged.

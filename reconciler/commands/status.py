@@ -12,26 +12,14 @@ from typing import Any
 
 from reconciler import render
 from reconciler.commands.common import add_state_dir, state_dir
-from reconciler.controller.records import Ledger, read_ledger
-from reconciler.fleet import (
-    AppliedTask,
-    LiveRun,
-    applied_next_due,
-    applied_schedule,
-    read_applied,
-    read_runs,
-)
-from reconciler.reconcile import DaemonState
-from reconciler.state import (
-    APPLIED_FILE,
-    HISTORY_FILE,
-    RUNS_FILE,
-    STATUS_FILE,
-    ControllerRef,
-    StateDir,
-    StateError,
-    history_file,
-)
+from reconciler.fleet import applied_next_due
+from reconciler.reconcile import DaemonState, daemon_phase
+from reconciler.state import ControllerRef, StateDir, StateError
+from reconciler.state.applied import AppliedTask, applied_schedule, read_applied
+from reconciler.state.history import last_run, read_legacy
+from reconciler.state.ledger import Ledger, read_ledger
+from reconciler.state.runs import RunRecord, read_runs
+from reconciler.state.status import read_status
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -84,27 +72,16 @@ def find(sd: StateDir, command: str) -> ControllerRef | None:
     return ref
 
 
-def _last_run(items: Any) -> dict[str, Any] | None:
-    if isinstance(items, list) and items and isinstance(items[-1], Mapping):
-        return dict(items[-1])
-    return None
-
-
 def _daemon_state(
-    task: AppliedTask, runs: list[LiveRun], ledger: Ledger, now: float
+    task: AppliedTask, runs: list[RunRecord], ledger: Ledger, now: float
 ) -> dict[str, Any]:
-    mine = [r for r in runs if r.task == task.name and r.kind == "daemon"]
+    """The daemon's phase, by the rule `reconcile` starts daemons by (its version's
+    fingerprint unknown here: the applied set keeps env hashed)."""
+    mine = [r.view(keep_stopping=True) for r in runs if r.task == task.name and r.kind == "daemon"]
     info = ledger.daemons.get(task.name, DaemonState())
-    if task.spec.get("suspend"):
-        state = "stopping" if mine else "suspended"
-    elif mine:
-        state = "stopping" if all(r.stopping for r in mine) else "running"
-    elif info.not_before > now:
-        state = "back-off"
-    elif info.finished_fingerprint:
-        state = "finished"
-    else:
-        state = "starting"
+    state = daemon_phase(
+        fingerprint=None, state=info, now=now, runs=mine, suspend=bool(task.spec.get("suspend"))
+    )
     return {
         "state": state,
         "failures": info.failures,
@@ -115,14 +92,12 @@ def _daemon_state(
 def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
     """Everything `status` shows, as JSON-ready data (env values never included)."""
     info = ref.info
-    status = sd.read_json(STATUS_FILE)
-    status = status if isinstance(status, Mapping) else {}
-    applied = read_applied(sd.read_json(APPLIED_FILE))
-    runs = read_runs(sd.read_json(RUNS_FILE))
+    status = read_status(sd)
+    applied = read_applied(sd) or {}
+    runs = read_runs(sd)
     ledger, _ = read_ledger(sd)
     # One file per task; a controller of an older version kept them all in one.
-    legacy = sd.read_json(HISTORY_FILE)
-    legacy = legacy if isinstance(legacy, Mapping) else {}
+    legacy = read_legacy(sd)
     from reconciler.spec.zones import host_zone
 
     local = host_zone()
@@ -134,7 +109,7 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
     for name, task in sorted(applied.items()):
         zone = zones[name]
         nxt = applied_next_due(task, ledger, now) if task.type == "cron" else None
-        last = _last_run(sd.read_json(history_file(name)) or legacy.get(name))
+        last = last_run(sd, name, legacy)
         item: dict[str, Any] = {
             "name": name,
             "type": task.type,
@@ -144,19 +119,19 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
             "file": task.file,
             "line": task.line,
             "running": sum(1 for r in runs if r.task == name),
-            "next_due": render.rfc3339(nxt, zone),
+            "next_due": render.rfc3339_offset(nxt, zone),
             "last_run": None,
         }
         if task.type == "daemon":
             item["daemon"] = _daemon_state(task, runs, ledger, now)
-            item["daemon"]["restart_at"] = render.rfc3339(item["daemon"]["restart_at"], zone)
+            item["daemon"]["restart_at"] = render.rfc3339_offset(item["daemon"]["restart_at"], zone)
         if last is not None:
             item["last_run"] = {
                 "run_id": last.get("run_id"),
                 "trigger": last.get("trigger"),
-                "due": render.rfc3339(last.get("due"), zone),
-                "started_at": render.rfc3339(last.get("started_at"), zone),
-                "ended_at": render.rfc3339(last.get("ended_at"), zone),
+                "due": render.rfc3339_offset(last.get("due"), zone),
+                "started_at": render.rfc3339_offset(last.get("started_at"), zone),
+                "ended_at": render.rfc3339_offset(last.get("ended_at"), zone),
                 "outcome": last.get("outcome"),
                 "exit_code": last.get("exit_code"),
                 "signal": last.get("signal"),
@@ -172,19 +147,18 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
             "kind": r.kind,
             "pid": r.pid,
             "trigger": r.trigger,
-            "due": render.rfc3339(r.due, zones.get(r.task, local)),
-            "started_at": render.rfc3339(r.started_at, zones.get(r.task, local)),
+            "due": render.rfc3339_offset(r.due, zones.get(r.task, local)),
+            "started_at": render.rfc3339_offset(r.started_at, zones.get(r.task, local)),
             "age_s": round(max(0.0, now - r.started_at), 3),
             "stopping": r.stopping,
         }
         for r in runs
     ]
-    errors = status.get("spec_errors")
     return {
         "controller": {
             "pid": ref.pid,
             "version": info.get("version"),
-            "started_at": render.rfc3339(started, local),
+            "started_at": render.rfc3339_offset(started, local),
             "uptime_s": round(now - started, 3) if started is not None else None,
             "spec_dir": info.get("spec_dir"),
             "state_dir": str(sd.path.absolute()),
@@ -193,12 +167,14 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
             "http": info.get("http"),
         },
         "specs": {
-            "loaded": bool(status),
-            "updated_at": render.rfc3339(status.get("updated_at"), local),
-            "dir_error": status.get("dir_error"),
-            "errors": list(errors) if isinstance(errors, list) else [],
-            "tasks_total": status.get("tasks_total"),
-            "tasks_for_host": status.get("tasks_for_host", len(applied)),
+            "loaded": status.loaded,
+            "updated_at": render.rfc3339_offset(status.updated_at, local),
+            "dir_error": status.dir_error,
+            "errors": status.spec_errors,
+            "tasks_total": status.tasks_total,
+            "tasks_for_host": (
+                status.tasks_for_host if status.tasks_for_host is not None else len(applied)
+            ),
         },
         "running": running,
         "tasks": tasks,

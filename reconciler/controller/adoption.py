@@ -14,10 +14,10 @@ from datetime import UTC
 from reconciler.controller import events
 from reconciler.controller.executor import Executor
 from reconciler.controller.journal import DueJournal
-from reconciler.controller.records import RunRecord
 from reconciler.obs import Metrics
 from reconciler.spec import Task
 from reconciler.state import RUNS_FILE
+from reconciler.state.runs import RunRecord
 
 
 def adopt_previous_runs(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reconciler.controller.records import rfc3339
+from reconciler.controller.records import rfc3339_zulu
 from reconciler.obs import log_event
 from reconciler.reconcile import RunView
 from reconciler.spec import SpecError
@@ -50,7 +50,7 @@ class RunEnd:
 
 
 def _due(due: int | None, tz: Zone) -> str | None:
-    return rfc3339(due, tz) if due is not None else None
+    return rfc3339_zulu(due, tz) if due is not None else None
 
 
 def controller_stopping(signum: int) -> None:
@@ -172,7 +172,7 @@ def run_skipped(
     if summary:
         fields["count"] = count
         if due_last is not None:
-            fields["due_last"] = rfc3339(due_last, tz)
+            fields["due_last"] = rfc3339_zulu(due_last, tz)
         message = (
             f"Skipped runs of {task} due from {fields['due']}"
             f" to {fields.get('due_last', 'later')}: {reason}."
@@ -184,11 +184,11 @@ def run_interrupted(task: str, due: int, tz: Zone) -> None:
     """A due run the previous controller was starting when it died, with no run recorded."""
     log_event(
         "run.skipped",
-        f"The run of {task} due at {rfc3339(due, tz)} was being started when the "
+        f"The run of {task} due at {rfc3339_zulu(due, tz)} was being started when the "
         "previous controller stopped; it may have started unrecorded.",
         level="warning",
         task=task,
-        due=rfc3339(due, tz),
+        due=rfc3339_zulu(due, tz),
         reason="interrupted",
     )
 

@@ -19,7 +19,7 @@ from reconciler.controller import events
 from reconciler.controller.events import RunEnd
 from reconciler.controller.journal import DueJournal
 from reconciler.controller.persist import StateFiles
-from reconciler.controller.records import Run, RunRecord, outcome_of
+from reconciler.controller.records import Run, outcome_of
 from reconciler.history import HistoryWriter, RunFinish, RunStart, reason_of
 from reconciler.obs import Metrics
 from reconciler.reconcile import (
@@ -38,6 +38,7 @@ from reconciler.reconcile import (
 )
 from reconciler.spec import Task
 from reconciler.state import RUNS_FILE
+from reconciler.state.runs import RunRecord
 from reconciler.supervisor import Exited, Limits, RunHandle, RunSpec, SpawnError, Supervisor
 
 SKIP_LOG_LIMIT = 100  # per task and tick; beyond that one summary line

@@ -23,9 +23,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from reconciler.controller.persist import StateFiles
-from reconciler.controller.records import Ledger
 from reconciler.reconcile import Action, CursorMoves, DaemonState, DueSet, StartRun
 from reconciler.state import LEDGER_DELTA, LEDGER_FILE, RUNS_FILE
+from reconciler.state.ledger import Ledger
 
 
 class DueJournal:

@@ -15,21 +15,27 @@ from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from reconciler.controller.records import Ledger, load_ledger
 from reconciler.obs import Metrics, log_event
 from reconciler.state import (
     HISTORY_DIR,
     HISTORY_FILE,
-    HISTORY_PER_TASK,
     LEDGER_DELTA,
     LEDGER_FILE,
     RUNS_FILE,
     DamagedStateFile,
     StateDir,
     StateFileError,
+)
+from reconciler.state.history import (
+    HISTORY_PER_TASK,
     history_file,
+    load_task_history,
+    parse_history,
+    read_legacy,
     task_of_history_file,
 )
+from reconciler.state.ledger import Ledger, load_ledger
+from reconciler.state.runs import load_runs
 
 HISTORY_WRITE_EVERY_S = 2.0
 # Moved cursors go to the small delta file; the whole ledger is rewritten when the delta
@@ -88,27 +94,20 @@ class StateFiles:
         one by one: RunRecord.parse does that). Damaged, it is reported (`state.damaged`)
         and nothing is adopted."""
         try:
-            raw = self.state.load_json(RUNS_FILE)
+            return load_runs(self.state)
         except DamagedStateFile as exc:
             self._report_damaged(exc, "runs of the previous controller are not adopted")
             return []
-        if raw is not None and not isinstance(raw, list):
-            self._report_damaged(
-                DamagedStateFile(self.state.path / RUNS_FILE, "is damaged (not a JSON list)"),
-                "runs of the previous controller are not adopted",
-            )
-            return []
-        return raw or []
 
     def load_history(self) -> None:
         """Ready the history folder; split a history.json of an older version into it."""
         self.state.ensure_subdir(HISTORY_DIR)
-        legacy = self.state.read_json(HISTORY_FILE)
+        legacy = read_legacy(self.state)
         if isinstance(legacy, dict):
             # One file for all tasks (rewritten whole, 56 ms for 1,000 tasks): split it.
             for task, items in legacy.items():
                 if isinstance(items, list):
-                    self.history[str(task)] = deque(items[-HISTORY_PER_TASK:], HISTORY_PER_TASK)
+                    self.history[str(task)] = deque(parse_history(items), HISTORY_PER_TASK)
                     self.dirty.add(history_file(str(task)))
         # Removed once every task's file is written; at once if there is nothing to split.
         self._legacy_history = bool(legacy) and isinstance(legacy, dict)
@@ -138,12 +137,11 @@ class StateFiles:
         found = self.history.get(task)
         if found is None:
             try:
-                items = self.state.load_json(history_file(task))
+                items = load_task_history(self.state, task)
             except StateFileError as exc:  # damaged, or not a regular file: rewritten anew
-                items = None
+                items = []
                 self._report_damaged(exc, "its last runs are not shown until it is rewritten")
-            items = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-            found = self.history[task] = deque(items[-HISTORY_PER_TASK:], HISTORY_PER_TASK)
+            found = self.history[task] = deque(items, HISTORY_PER_TASK)
         return found
 
     def _report_damaged(self, exc: StateFileError, consequence: str) -> None:
