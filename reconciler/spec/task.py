@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from zoneinfo import ZoneInfo
 
-from reconciler.notify.mask import mask_secret_urls
 from reconciler.notify.targets import Target
 
 if TYPE_CHECKING:
@@ -36,21 +35,10 @@ class FrozenDict(dict[str, Any]):
         return (FrozenDict, (dict(self),))
 
 
-def freeze(value: Any) -> Any:
-    """Deep read-only copy of JSON-shaped data: dicts become FrozenDict, lists tuples."""
-    if isinstance(value, dict):
-        return FrozenDict({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
-    return value
-
-
 def _digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-
-MASK = "***"
 
 _UNITS = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
 
@@ -163,16 +151,6 @@ class Task:
             found = _digest(self.document)
             self._cache["spec"] = found
         return found
-
-    def masked_document(self) -> dict[str, Any]:
-        """The document with env values replaced by *** and target URLs masked, for
-        output that users see."""
-        doc = json.loads(json.dumps(self.document))
-        env = doc.get("spec", {}).get("env")
-        if isinstance(env, dict):
-            doc["spec"]["env"] = {k: MASK for k in env}
-        mask_secret_urls(doc.get("spec", {}))
-        return doc
 
     def __hash__(self) -> int:
         return hash((self.name, self.file, self.spec_fingerprint()))
