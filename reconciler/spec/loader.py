@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from reconciler.spec import defaults as task_defaults
 from reconciler.spec.checks import check_semantics
 from reconciler.spec.discovery import discover_roots
 from reconciler.spec.errors import SpecError, document_label
@@ -41,6 +42,7 @@ class FileLoad:
     path: str
     tasks: list[Task] = field(default_factory=list)
     errors: list[SpecError] = field(default_factory=list)
+    defaults: list[task_defaults.Defaults] = field(default_factory=list)  # kind: TaskDefaults
 
 
 @dataclass
@@ -72,6 +74,7 @@ class _Context:
     root: str | None
     check_permissions: bool
     folder_verdicts: dict[str, str | None] = field(default_factory=dict)
+    defaults: task_defaults.Defaults | None = None  # the directory's TaskDefaults
 
 
 def load_file(
@@ -81,6 +84,7 @@ def load_file(
     root: str | Path | None = None,
     check_permissions: bool | None = None,
     host_tz: ZoneInfo | None = None,
+    defaults: task_defaults.Defaults | None = None,
 ) -> FileLoad:
     """Read and validate one file; never raises for anything the file contains.
 
@@ -91,6 +95,7 @@ def load_file(
         host_tz=host_tz or host_zone(),
         root=None if root is None else str(root),
         check_permissions=running_as_root() if check_permissions is None else check_permissions,
+        defaults=defaults,
     )
     return _load_file(str(path), display if display is not None else str(path), ctx)
 
@@ -152,6 +157,9 @@ def _load_file(path: str, display: str, ctx: _Context) -> FileLoad:
     load = FileLoad(display)
     names: dict[str, int] = {}
     for doc in parsed.documents:
+        if task_defaults.is_defaults(doc):
+            load.defaults += filter(None, [task_defaults.read(doc, display, load.errors)])
+            continue
         task = _document(doc, display, ctx, load.errors)
         if task is None:
             continue
@@ -239,6 +247,7 @@ def _document(
             )
         )
         return None
+    data = task_defaults.apply(data, ctx.defaults)
     checked = check_semantics(data)
     try:
         model = TaskDocument.model_validate(data)
@@ -419,10 +428,12 @@ def load_paths(paths: Sequence[str | Path], *, check_permissions: bool | None = 
         check_permissions=running_as_root() if check_permissions is None else check_permissions,
     )
     result = LoadResult()
-    for path, root in found:
-        ctx.root = root
-        display = str(path)
-        result.files[display] = _load_file(display, display, ctx)
+
+    def one(path: str, root: str | None, defaults: task_defaults.Defaults | None) -> FileLoad:
+        ctx.root, ctx.defaults = root, defaults
+        return _load_file(path, path, ctx)
+
+    result.files.update(task_defaults.load_with_defaults(found, one))
     for error in find_duplicates(result.files):
         load = result.files[error.file]
         load.errors.append(error)
@@ -433,11 +444,4 @@ def load_paths(paths: Sequence[str | Path], *, check_permissions: bool | None = 
     return result
 
 
-__all__ = [
-    "FileLoad",
-    "LoadResult",
-    "FrozenDict",
-    "find_duplicates",
-    "load_file",
-    "load_paths",
-]
+__all__ = ["FileLoad", "LoadResult", "FrozenDict", "find_duplicates", "load_file", "load_paths"]
