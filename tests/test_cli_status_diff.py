@@ -259,10 +259,10 @@ def test_status_human(fake: tuple[FakeController, Path, dict[str, Task]]) -> Non
     assert "10.0.0.5, web-3" in out
     assert "/srv/specs/bad.yaml:7: broken: spec.schedule: hour: 25 is out of range 0-23" in out
     assert "Running (4)" in out
-    assert "failed (exit 3)" in out
+    assert "failed: exit code 3" in out
     tasks = out.split("\nTasks:\n", 1)[1]
     nightly = next(line for line in tasks.splitlines() if line.startswith("nightly "))
-    assert "0 3 * * * (Europe/Berlin)" in nightly and "failed (exit 3)" in nightly
+    assert "0 3 * * * (Europe/Berlin)" in nightly and "failed: exit code 3" in nightly
 
 
 def test_status_no_controller(tmp_path: Path) -> None:

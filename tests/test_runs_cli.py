@@ -144,6 +144,20 @@ def test_logs_follow_a_flood_prints_every_kept_line(dirs, controllers) -> None:
     assert len(shown) == len(set(shown))
 
 
+def test_run_wait_streams_the_output_and_exits_with_the_runs_code(dirs, controllers) -> None:
+    write_task(dirs[0], "three", {"schedule": "@every 3600s",
+                                  "command": "echo hello; echo oops >&2; sleep 0.5; exit 3"})
+    write_task(dirs[0], "killed", {"schedule": "@every 3600s", "command": "kill -9 $$"})
+    write_task(dirs[0], "nope", {"schedule": "@every 3600s", "command": ["/no/such/cmd"]})
+    start(controllers, dirs)
+    res = cli("run", "three", "--wait", "--state-dir", dirs[1])
+    assert res.returncode == 3 and res.stdout == "hello\n", res.stderr
+    assert "oops\n" in res.stderr and "exit code 3" in res.stderr
+    assert cli("run", "killed", "--wait", "--state-dir", dirs[1]).returncode == 128 + 9
+    nope = cli("run", "nope", "--wait", "--state-dir", dirs[1])
+    assert nope.returncode == 1 and "command not found" in nope.stderr
+
+
 def test_a_damaged_history_file_is_reported_and_skipped(dirs, controllers) -> None:
     write_task(dirs[0], "ok", {"schedule": "* * * * * *", "command": ["echo", "hi"]})
     c = start(controllers, dirs)

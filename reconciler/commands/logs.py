@@ -103,3 +103,28 @@ def run(args: argparse.Namespace) -> int:
         render.error("logs", "the controller stopped while the run was live; its end is "
                      "not recorded")
     return 0
+
+
+def wait_for_run(state_path: Path, run_id: str) -> int:
+    """`run NAME --wait`: stream the run's output until it ends; its exit code, 128 +
+    the signal's number when killed, 1 when it could not start or its end is unknown.
+    Ctrl-C stops waiting, not the run (exit 130)."""
+    import signal as signals
+
+    try:
+        record = stream_run(state_path, run_id, Printer(), follow_it=True)
+    except KeyboardInterrupt:
+        render.error("run", f"stopped waiting; run {run_id} goes on "
+                     f"(reconciler logs {task_of_run_id(run_id)} --run {run_id} -f)")
+        return 130
+    if record is None or record.get("ended") is None:
+        render.error("run", "the controller stopped before the run's end was recorded")
+        return 1
+    render.error("run", f"{run_id}: {record.get('outcome')}, {record.get('reason')}")
+    code = record.get("exit_code")
+    if isinstance(code, int):
+        return code
+    sig = record.get("signal")
+    if isinstance(sig, str) and hasattr(signals, sig):
+        return 128 + int(getattr(signals, sig))
+    return 1

@@ -61,6 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "controller runs.",
     )
     p.add_argument("name", metavar="NAME", help="the task")
+    p.add_argument(
+        "--wait", action="store_true",
+        help="stream the run's output (as logs -f) and exit with its exit code (128 + signal "
+        "when killed, 1 when it could not start); Ctrl-C stops waiting, not the run",
+    )
     add_state_dir(p)
     p.set_defaults(func=run_run)
 
@@ -173,7 +178,13 @@ def run_run(args: argparse.Namespace) -> int:
         render.error("run", f"cannot reach the controller (pid {ref.pid}): {exc}")
         return 1
     if answer.get("ok"):
-        print(f"Started {args.name}: run {answer.get('run_id')} (pid {answer.get('pid')}).")
+        started = f"Started {args.name}: run {answer.get('run_id')} (pid {answer.get('pid')})."
+        if getattr(args, "wait", False):
+            from reconciler.commands.logs import wait_for_run
+
+            print(started, file=sys.stderr)
+            return wait_for_run(sd.path, str(answer.get("run_id")))
+        print(started)
         return 0
     reason = render.safe(str(answer.get("reason") or "refused"))
     render.error("run", f"{args.name} not started: {reason}")

@@ -199,11 +199,14 @@ def _last_text(last: Mapping[str, Any] | None, ended: float | None, now: float) 
     """LAST RUN, RESULT, DURATION cells."""
     if last is None:
         return ["-", "-", "-"]
-    result = str(last.get("outcome") or "?")
-    if last.get("exit_code") is not None:
-        result += f" (exit {last['exit_code']})"
-    elif last.get("signal"):
-        result += f" ({last['signal']})"
+    from reconciler.history import reason_of
+
+    outcome = str(last.get("outcome") or "?")
+    reason = last.get("reason") or reason_of(
+        outcome=outcome, exit_code=last.get("exit_code"), signal=last.get("signal"),
+        error=last.get("error"),
+    )
+    result = render.clip(f"{outcome}: {reason}", 60)
     when = render.relative(ended, now) if ended is not None else "-"
     dur = last.get("duration_s")
     return [when, result, render.seconds_text(dur if isinstance(dur, (int, float)) else None)]

@@ -163,7 +163,8 @@ class WebApp:
         }
 
     def _runs_json(self, query: dict[str, list[str]]) -> Answer:
-        task = (query.get("task") or [None])[0]
+        names = query.get("task")
+        task = names[0] if names else None
         try:
             limit = int((query.get("limit") or ["100"])[0])
         except ValueError:
