@@ -136,6 +136,7 @@ class StartRun:
     request_id: str | None = None
     attempt: int = 1
     replica: int = 0  # daemons: RECONCILER_REPLICA
+    fencing_token: int | None = None  # placement: one: the claim's or the lock's revision
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class SkipRun:
     count: int | None = 1  # None: a summarised range of older due times, not counted
     due_last: int | None = None
     attempt: int | None = None  # set when a waiting retry is dropped
+    host: str | None = None  # reason elsewhere: the host that runs it
 
 
 @dataclass(frozen=True)

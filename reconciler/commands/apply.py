@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import resource
 import signal
 import sys
 from pathlib import Path
 
 from reconciler.commands.common import add_identity, add_state_dir, state_dir
+from reconciler.commands.etcd_opts import add_etcd, etcd_config
 from reconciler.hosts import HostEntryError, detect_identity
 from reconciler.obs import log_event, parse_http_addr, setup_logging
 from reconciler.state import StateError
@@ -30,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--http", metavar="HOST:PORT", help="serve /metrics, /healthz, /readyz here")
     p.add_argument("--watch", choices=["inotify", "poll"], default="inotify",
                    help="how spec changes are noticed: inotify events, or polling (default inotify; falls back to polling when inotify is unavailable)")
+    add_etcd(p, lease=True)
     p.set_defaults(func=run, _parser=p)
 
 
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             parse_http_addr(args.http)
         except ValueError as exc:
             parser.error(f"--http: {exc}")
+    etcd = etcd_config(args, parser)
     setup_logging(args.log_format)
     try:
         identity = detect_identity(args.host_ip, args.hostname)
@@ -90,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         identity=identity,
         watch=args.watch,
         http=args.http,
+        etcd=etcd,
+        hostname=args.hostname or os.environ.get("RECONCILER_HOSTNAME") or None,
     )
     log_event(
         "controller.starting",

@@ -63,6 +63,7 @@ class DesiredState:
         self.daemon_tasks: dict[str, Task] = {}
         self.anchors: dict[str, int] = {}
         self.ready = False  # a read has succeeded
+        self.coordinated = False  # started with --etcd: placement: one can run here
         self.dir_error: str | None = None
         self._reboot: list[str] = []
         self._errors_seen: set[str] = set()
@@ -168,6 +169,9 @@ class DesiredState:
             if t.user is not None and not root:
                 message = f"running as user {t.user} needs a root controller"
                 out.append(SpecError(t.file, t.line, t.name, "spec.user", message))
+            if t.placement == "one" and not self.coordinated:
+                why = "placement: one needs a controller started with --etcd"
+                out.append(SpecError(t.file, t.line, t.name, "spec.placement", why))
             limits = Limits.of(t.resources)
             for name, why in (unenforceable(limits) if limits is not None else {}).items():
                 out.append(SpecError(t.file, t.line, t.name, f"spec.resources.{name}", why))

@@ -164,11 +164,16 @@ def run_skipped(
     summary: bool = False,
     count: int | None = None,
     due_last: int | None = None,
+    host: str | None = None,
 ) -> None:
     """One skipped due time, or (summary) a range of them in one line; `count` None:
-    not counted (a range summarised without enumerating it)."""
+    not counted (a range summarised without enumerating it). `host`: the host that runs
+    it instead (reason elsewhere)."""
     fields: dict[str, Any] = {"task": task, "due": _due(due, tz), "reason": reason}
     message = f"Skipped the run of {task} due at {fields['due']}: {reason}."
+    if host is not None:
+        fields["host"] = host
+        message = f"Skipped the run of {task} due at {fields['due']}: it runs on {host}."
     if summary:
         fields["count"] = count
         if due_last is not None:

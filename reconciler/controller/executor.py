@@ -88,6 +88,7 @@ class SkipReport:
             summary=action.count != 1 or n == SKIP_LOG_LIMIT,
             count=action.count,
             due_last=action.due_last,
+            host=action.host,
         )
 
 
@@ -110,6 +111,7 @@ class Executor:
         self.clock = clock
         self.runs: dict[str, Run] = {}
         self.skips = SkipReport(metrics)
+        self.ended_hooks: list[Callable[[RunEnd, str], None]] = []  # e.g. fleet summaries
         self.history = history  # run records and output, written off the loop
 
     # --- observed state -----------------------------------------------------------------
@@ -190,7 +192,7 @@ class Executor:
             run_id=run_id,
             task=task.name,
             argv=task.argv(),
-            task_env=_run_env(task, action),
+            task_env=_fenced(_run_env(task, action), action),
             cwd=task.working_dir,
             user=task.user,
             limits=Limits.of(task.resources),
@@ -324,6 +326,8 @@ class Executor:
         if end.error:
             remembered["error"] = end.error
         self.files.remember(end.task, remembered)
+        for hook in self.ended_hooks:
+            hook(end, outcome)
         if self.history is not None:
             self.history.finished(_run_finish(end, outcome, current))
         if end.kind == "daemon":
@@ -370,6 +374,13 @@ def _run_env(task: Task, action: StartRun) -> Mapping[str, str]:
     if task.type != "daemon":
         return task.env
     return {**task.env, "RECONCILER_REPLICA": str(action.replica)}
+
+
+def _fenced(env: Mapping[str, str], action: StartRun) -> Mapping[str, str]:
+    """A placement: one run's fencing token (reconciler.coordination) in its environment."""
+    if action.fencing_token is None:
+        return env
+    return {**env, "RECONCILER_FENCING_TOKEN": str(action.fencing_token)}
 
 
 def _run_finish(end: RunEnd, outcome: str, current: Task | None) -> RunFinish:

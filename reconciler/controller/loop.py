@@ -35,10 +35,11 @@ from reconciler.controller.records import applied_document
 from reconciler.controller.refresh import SpecRefresh
 from reconciler.controller.requests import Requests
 from reconciler.controller.specset import Refresh
+from reconciler.coordination import EtcdConfig, connect, decide
 from reconciler.history import HistoryWriter
 from reconciler.hosts import HostIdentity
 from reconciler.obs import HttpServer, Metrics
-from reconciler.reconcile import Inputs, reconcile
+from reconciler.reconcile import Inputs
 from reconciler.spec import SpecError
 from reconciler.spec.zones import host_zone
 from reconciler.state import (
@@ -67,6 +68,8 @@ class Options:
     identity: HostIdentity
     watch: str = "inotify"
     http: str | None = None
+    etcd: EtcdConfig | None = None  # fleet coordination (reconciler.coordination)
+    hostname: str | None = None  # this host's name in the fleet
 
 
 class Controller:
@@ -91,6 +94,10 @@ class Controller:
             self.supervisor, self.journal, self.files, self.metrics, self.desired.task, clock,
             history=self.history,
         )
+        self.coord = connect(opts.etcd, opts.identity.describe(), opts.hostname, opts.spec_dir,
+                             clock(), self.wake)  # placement: one; its etcd calls on its threads
+        self.desired.coordinated = opts.etcd is not None
+        self.executor.ended_hooks.append(self.coord.run_ended)  # run summaries
         self.requests = Requests()
         self.refresh = SpecRefresh(opts.spec_dir, self.desired.specs, opts.watch, self.wake)
         self.http: HttpServer | None = None
@@ -155,6 +162,7 @@ class Controller:
             self.http.start()
             warn_if_exposed(self.http.host)
         self.refresh.start()
+        self.coord.start()
 
     def _teardown(self) -> None:
         signal.set_wakeup_fd(-1)
@@ -163,6 +171,7 @@ class Controller:
             self.http.stop()
         if self.requests.server is not None:
             self.requests.server.close()
+        self.coord.close()  # after the runs stopped: revokes our lease, locks and claims
         self.supervisor.close()
         self.history.close()  # after the last run's end: writes what is pending
         self.state.release()
@@ -216,7 +225,7 @@ class Controller:
             on_second = now >= next_tick
             # A run's timeout between two ticks is acted on when it falls, not at the tick.
             timed_out = self._timeout_at(time.monotonic()) is not None
-            if on_second or self.requests or timed_out:
+            if on_second or self.requests or timed_out or self.coord.has_news():
                 second = math.floor(now)
                 self.reconcile_once(second)
                 self.last_tick_mono = time.monotonic()
@@ -280,7 +289,7 @@ class Controller:
         """Observe, decide, journal, execute, answer, record: one level-triggered pass."""
         self.executor.collect_exits()  # observe first: what ended no longer holds a place
         due = self.desired.pop_due(second)
-        actions = reconcile(
+        decision = decide(
             Inputs(
                 now=self.clock(),
                 tasks=self.desired.tasks,
@@ -291,13 +300,17 @@ class Controller:
                 reboot=self.desired.take_reboot(),
                 daemon_tasks=self.desired.daemon_tasks,
                 mono=time.monotonic(),
-            )
+            ),
+            self.coord.observe(),
         )
+        actions = decision.actions
+        self.coord.claim(decision.claims)  # placement: one: claimed off the loop
         self.journal.before_spawn(due, actions)
         started, answers = self.executor.execute(actions, self.desired.tasks)
         if started:
             self.journal.after_spawn(self.executor.records())
         self.requests.answer(answers)
+        self.coord.passed(actions, self.clock())
 
     def _handle_signals(self) -> None:
         while self._signals:
@@ -330,6 +343,7 @@ class Controller:
             self.history.tasks_now(self.desired.all_tasks)
         if applied.added or applied.changed or applied.removed or applied.first:
             self.files.dirty.add(APPLIED_FILE)
+        self.coord.tasks_now(self.desired.tasks, self.desired.all_tasks, len(applied.errors))
         self._write_status(applied.errors)
         if applied.tasks_changed:
             # Collect what the old task set left behind now, then keep the loaded tasks out
