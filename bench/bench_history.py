@@ -123,6 +123,8 @@ def synth(state: Path, tasks: int, runs: int) -> None:
             index.append(rec)
         (folder / "index.json").write_text(json.dumps({"format": 1, "runs": index,
                                                        "removed_at": None}))
+        last = index[-1]["ended"]  # as the writer leaves it: written at the last end
+        os.utime(folder / "index.json", (last, last))
         if t % 1000 == 999:
             print(f"  wrote {t + 1} tasks", file=sys.stderr)
 
