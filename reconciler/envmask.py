@@ -13,6 +13,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from reconciler.notify.mask import hash_secret_url, map_secret_urls, mask_url
+
 MASK = "***"
 
 
@@ -38,10 +40,23 @@ def with_env(document: Mapping[str, Any], replace: Callable[[Any], Any]) -> dict
 
 
 def hashed_document(document: Mapping[str, Any]) -> dict[str, Any]:
-    """A document with env values hashed as the controller's applied set keeps them."""
-    return with_env(document, env_hash)
+    """A document with env values hashed as the controller's applied set keeps them, and
+    target URLs (notify, healthcheck: secrets too) as their mask and hash."""
+    doc = with_env(document, env_hash)
+    _secret_urls(doc, lambda url: hash_secret_url(url, env_hash))
+    return doc
 
 
 def masked_document(document: Mapping[str, Any]) -> dict[str, Any]:
-    """A task document fit for output: env values replaced by `***`."""
-    return with_env(document, lambda _: MASK)
+    """A task document fit for output: env values replaced by `***`, target URLs masked
+    (`https://hooks.example.com/***`)."""
+    doc = with_env(document, lambda _: MASK)
+    _secret_urls(doc, mask_url)
+    return doc
+
+
+def _secret_urls(doc: dict[str, Any], replace: Callable[[str], str]) -> None:
+    # Where a document keeps secret URLs is reconciler.notify's to know (notify/mask.py).
+    spec = doc.get("spec")
+    if isinstance(spec, dict):
+        map_secret_urls(spec, replace)

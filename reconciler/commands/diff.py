@@ -20,6 +20,7 @@ from reconciler.commands.status import unreadable
 from reconciler.envmask import MASK, hashed_document, plain
 from reconciler.fleet import Diff, ProcessAction, TaskChange, diff, load
 from reconciler.hosts import HostEntryError, HostIdentity, detect_identity
+from reconciler.notify.mask import secret_url_views
 from reconciler.reconcile import DaemonState, RunView
 from reconciler.state import ControllerRef
 from reconciler.state.applied import AppliedTask, applied_schedule, read_applied
@@ -110,6 +111,7 @@ def unified(change: TaskChange) -> list[str]:
     old = plain(change.old.document) if change.old is not None else None
     new = hashed_document(change.new.document) if change.new is not None else None
     _env_views(old, new)
+    secret_url_views(old, new)  # notify and healthcheck URLs: masked, `(changed)` told
     old_label = f"{change.name} (applied)" if old is not None else "/dev/null"
     new_label = "/dev/null"
     if change.new is not None:
