@@ -60,11 +60,13 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal
 
 __all__ = ["Schedule", "ScheduleError", "parse_schedule"]
@@ -94,7 +96,7 @@ _MONTH_NAMES = {
 _DOW_NAMES = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _FieldDef:
     name: str
     lo: int
@@ -148,6 +150,9 @@ def _parse_step(text: str, fd: _FieldDef) -> int:
     return step
 
 
+# Fleets write the same few field texts (`0`, `*/5`, `1-5`, `17`) across thousands of
+# distinct schedules: each (text, field) is parsed once. Errors are not cached.
+@lru_cache(maxsize=8192)
 def _parse_field(text: str, fd: _FieldDef) -> frozenset[int]:
     items = text.split(",")
     if len(items) > 1 and any(item.startswith("*") for item in items):
@@ -196,6 +201,12 @@ _MAX_U = _MAX_LOCAL - 2 * _MARGIN
 _HORIZON = 400 * 365 * _DAY + 97 * _DAY  # one Gregorian cycle
 
 
+# The tables below depend on one or two fields' value sets only, and a fleet of distinct
+# schedules (`17 4 1 6 *`, `18 5 2 7 *`, ...) has few distinct sets per field: each table
+# is built once per distinct set and shared by every schedule that has it.
+
+
+@lru_cache(maxsize=4096)
 def _next_table(values: frozenset[int], size: int) -> tuple[int, ...]:
     """t[v] = smallest allowed value >= v, or -1; index size is the -1 sentinel."""
     table = [-1] * (size + 1)
@@ -207,10 +218,41 @@ def _next_table(values: frozenset[int], size: int) -> tuple[int, ...]:
     return tuple(table)
 
 
-class _Cron:
-    """Compiled fields with the local-time search."""
+_ALL_DAYS = (True,) * 7
+_NO_DAYS = (False,) * 7
 
-    __slots__ = ("sec_next", "min_next", "hour_next", "month_next", "first_month", "day_ok")
+
+@lru_cache(maxsize=4096)
+def _day_table(doms: frozenset[int], dows: frozenset[int], either_day: bool) -> tuple[bool, ...]:
+    """t[d * 7 + weekday] (0 = Sunday): whether day-of-month d on that weekday matches."""
+    by_weekday = tuple(w in dows for w in range(7))
+    if either_day:  # in_dom or in_dow
+        rows = [_ALL_DAYS if d in doms else by_weekday for d in range(32)]
+    else:  # in_dom and in_dow
+        rows = [by_weekday if d in doms else _NO_DAYS for d in range(32)]
+    return tuple(ok for row in rows for ok in row)
+
+
+_Set = frozenset[int]
+_Fields = tuple[_Set, _Set, _Set, _Set, _Set, _Set, bool]
+
+
+class _Cron:
+    """Compiled fields with the local-time search.
+
+    The tables are built at the first search, not at parse time (`validate` never
+    searches), and come from the shared caches above.
+    """
+
+    __slots__ = (
+        "sec_next",
+        "min_next",
+        "hour_next",
+        "month_next",
+        "first_month",
+        "day_ok",
+        "_fields",
+    )
 
     def __init__(
         self,
@@ -222,18 +264,20 @@ class _Cron:
         dows: frozenset[int],
         either_day: bool,
     ) -> None:
+        self._fields: _Fields | None = (seconds, minutes, hours, doms, months, dows, either_day)
+        self.first_month = min(months)
+
+    def _compile(self) -> None:
+        fields = self._fields
+        assert fields is not None
+        seconds, minutes, hours, doms, months, dows, either_day = fields
         self.sec_next = _next_table(seconds, 60)
         self.min_next = _next_table(minutes, 60)
         self.hour_next = _next_table(hours, 24)
         # Index 0 unused; 13 is the sentinel for "no later month this year".
         self.month_next = _next_table(months, 13)
-        self.first_month = min(months)
-        ok = []
-        for d in range(32):
-            for w in range(7):
-                in_dom, in_dow = d in doms, w in dows
-                ok.append(in_dom or in_dow if either_day else in_dom and in_dow)
-        self.day_ok = tuple(ok)  # index d * 7 + weekday (0 = Sunday)
+        self.day_ok = _day_table(doms, dows, either_day)  # index d * 7 + weekday
+        self._fields = None  # last: another thread sees the tables complete or compiles too
 
     def match(self, lo: int, hi: int) -> int | None:
         """Smallest matching local naive-epoch second in [lo, hi), or None."""
@@ -243,6 +287,8 @@ class _Cron:
             hi = _MAX_LOCAL
         if lo >= hi:
             return None
+        if self._fields is not None:
+            self._compile()
         sec_next, min_next, hour_next = self.sec_next, self.min_next, self.hour_next
         month_next, day_ok = self.month_next, self.day_ok
         days, sod = divmod(lo, _DAY)
@@ -439,8 +485,13 @@ def _describe(values: list[int]) -> str:
     return ", ".join(str(v) for v in values)
 
 
+@lru_cache(maxsize=1024)
+def _fires(doms: frozenset[int], months: frozenset[int]) -> bool:
+    return any(d <= _DIM_MAX[m] for m in months for d in doms)
+
+
 def _check_fires(doms: frozenset[int], months: frozenset[int]) -> None:
-    if any(d <= _DIM_MAX[m] for m in months for d in doms):
+    if _fires(doms, months):
         return
     ds, ms = sorted(doms), sorted(months)
     day_word = "day" if len(ds) == 1 else "days"
@@ -451,7 +502,7 @@ def _check_fires(doms: frozenset[int], months: frozenset[int]) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Schedule:
     """A parsed schedule; build it with ``parse_schedule``."""
 
@@ -545,10 +596,23 @@ def _next_cron(cron: _Cron, wildcard: bool, u: int, tz: tzinfo) -> int | None:
     return None
 
 
+# Parsed schedules in use, by their exact text: tasks that share a schedule share one
+# object, and a text seen again (a reload, `@hourly` on 1,000 tasks) is not parsed again.
+# Weak: an entry lives only as long as some task holds its schedule.
+_PARSED: weakref.WeakValueDictionary[str, Schedule] = weakref.WeakValueDictionary()
+
+
 def parse_schedule(text: str) -> Schedule:
     """Parse a schedule; raises ``ScheduleError`` naming the field at fault."""
     if not isinstance(text, str):
         raise ScheduleError(f"schedule must be a string, got {type(text).__name__}")
+    found = _PARSED.get(text)
+    if found is None:
+        found = _PARSED[text] = _parse(text)
+    return found
+
+
+def _parse(text: str) -> Schedule:
     parts = text.split()
     if not parts:
         raise ScheduleError("empty schedule")
