@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "logs",
     "signals",  # reload, stop, run
     "importer",  # import
+    "fleet_cmd",  # fleet hosts, fleet runs (etcd)
     "schema",
 ]
 

@@ -171,11 +171,20 @@ class EtcdEngine:
         out = self.call("/kv/txn", {"success": [_put_op(p) for p in puts]}, timeout)
         return int(out.get("header", {}).get("revision", 0))
 
-    def get_prefix(self, prefix: str, timeout: float, limit: int = 0) -> list[KeyValue]:
+    def get_prefix(
+        self, prefix: str, timeout: float, limit: int = 0, keys_only: bool = False
+    ) -> list[KeyValue]:
         body: dict[str, Any] = {"key": _b64(prefix), "range_end": _range_end(prefix)}
         if limit:
             body["limit"] = limit
+        if keys_only:
+            body["keys_only"] = True
         out = self.call("/kv/range", body, timeout)
+        return [_kv(item) for item in out.get("kvs") or []]
+
+    def get_range(self, start: str, end: str, timeout: float) -> list[KeyValue]:
+        """Keys in [start, end)."""
+        out = self.call("/kv/range", {"key": _b64(start), "range_end": _b64(end)}, timeout)
         return [_kv(item) for item in out.get("kvs") or []]
 
     def get(self, key: str, timeout: float) -> KeyValue | None:
