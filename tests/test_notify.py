@@ -302,11 +302,19 @@ def test_command_killed_at_its_time_out(log: Log, tmp_path: Path) -> None:
     n.close(0.1)
     (failed,) = log.events("notify.failed")
     assert failed["error"] == "timed out after 0.5s; killed"
-    for pid in pidfile.read_text().split():
-        assert (
-            not Path(f"/proc/{pid}").exists()
-            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
-        )
+    pids = pidfile.read_text().split()
+    assert len(pids) == 3  # one per try
+    deadline = time.monotonic() + 5  # SIGKILL is sent; the exit itself takes a moment
+
+    def gone(pid: str) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    while not all(gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(gone(p) for p in pids)
 
 
 def test_command_that_does_not_read_stdin_and_is_missing(notifier: Notifier, log: Log) -> None:
