@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from reconciler.controller.records import rfc3339_zulu
 from reconciler.obs import log_event
-from reconciler.reconcile import RunView
+from reconciler.reconcile import RunView, WaitingRetry
 from reconciler.spec import SpecError
 
 Zone = ZoneInfo | Any  # datetime.UTC or a task's zone
@@ -43,6 +43,7 @@ class RunEnd:
     attempt: int = 1  # 1 for a first try
     timeout_s: int | None = None  # the run's timeoutSeconds, for the reason of a time-out
     replica: int = 0  # which of a daemon's replicas
+    oom_killed: bool = False  # the kernel killed it for its memoryMax
 
     @property
     def duration_s(self) -> float:
@@ -218,6 +219,35 @@ def run_adopted(task: str, run_id: str, pid: int, due: int | None, tz: Zone) -> 
         run_id=run_id,
         pid=pid,
         due=_due(due, tz),
+    )
+
+
+def run_retrying(
+    task: str, run_id: str, due: int, retry: WaitingRetry, ended_at: float, tz: Zone
+) -> None:
+    delay = max(0.0, retry.not_before - ended_at)
+    log_event(
+        "run.retrying",
+        f"{task} failed; attempt {retry.attempt} of its run due at {_due(due, tz)} "
+        f"in {delay:.0f}s.",
+        level="warning",
+        task=task,
+        run_id=run_id,
+        due=_due(due, tz),
+        attempt=retry.attempt,
+        delay_s=round(delay, 3),
+    )
+
+
+def daemon_gave_up(task: str, restarts: int, window_s: float) -> None:
+    log_event(
+        "daemon.gave-up",
+        f"Daemon {task} was restarted {restarts} times within {window_s:g}s; it is not "
+        "restarted again until its document changes or `reconciler run` starts it.",
+        level="error",
+        task=task,
+        restarts=restarts,
+        window_s=window_s,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from reconciler.controller import events
 from reconciler.controller.events import RunEnd
+from reconciler.controller.followup import FollowUp, start_record
 from reconciler.controller.journal import DueJournal
 from reconciler.controller.persist import StateFiles
 from reconciler.controller.records import Run, outcome_of
@@ -24,6 +25,7 @@ from reconciler.history import HistoryWriter, RunFinish, RunStart, reason_of
 from reconciler.obs import Metrics
 from reconciler.reconcile import (
     Action,
+    CrashLoop,
     DaemonExit,
     DaemonPolicy,
     DaemonState,
@@ -112,6 +114,7 @@ class Executor:
         self.runs: dict[str, Run] = {}
         self.skips = SkipReport(metrics)
         self.ended_hooks: list[Callable[[RunEnd, str], None]] = []  # e.g. fleet summaries
+        self.followup: FollowUp | None = None  # retries, notifications, pings
         self.history = history  # run records and output, written off the loop
 
     # --- observed state -----------------------------------------------------------------
@@ -172,6 +175,8 @@ class Executor:
                     if action.request_id is not None:
                         answers[action.request_id] = answer
                 elif isinstance(action, SkipRun):
+                    if action.attempt is not None:
+                        self.journal.drop_retry(action.task)  # a waiting retry dropped
                     self.skips.report(action, tasks.get(action.task), skips)
                 elif isinstance(action, RefuseRun):
                     answers[action.request_id] = {"ok": False, "reason": action.reason}
@@ -238,6 +243,15 @@ class Executor:
             task.name, task.type, run_id, handle.pid, action.due, action.trigger, task.timezone,
             attempt=action.attempt,
         )
+        if task.type == "daemon" and task.crash_loop is not None:
+            if action.trigger == "manual":  # after a crash loop: a fresh window
+                self.journal.set_daemon(daemon_key(task.name, action.replica), DaemonState())
+            self.metrics.set_gave_up(task.name, False)
+        if self.followup is not None:
+            self.followup.started(task, start_record(
+                task, run_id, action.trigger, action.attempt, action.due, handle.started_at,
+                handle.pid,
+            ))
         self.metrics.run_started(task.name, action.trigger)
         self.files.dirty.add(RUNS_FILE)
         return {"ok": True, "run_id": run_id, "pid": handle.pid}
@@ -302,14 +316,23 @@ class Executor:
                 timeout_s=run.view.timeout_s if run is not None else None,
                 attempt=run.view.attempt if run is not None else 1,
                 replica=run.view.replica if run is not None else 0,
+                oom_killed=ex.oom_killed,
             )
         )
 
     def finish(self, end: RunEnd) -> None:
         """The end of a run, whether it exited or could not start: log, count, remember,
         and for a daemon, work out when it may start again."""
-        outcome = outcome_of(end.stop_reason, end.exit_code, end.signal, end.adopted)
         current = self.task_of(end.task)
+        outcome = outcome_of(
+            end.stop_reason, end.exit_code, end.signal, end.adopted,
+            current.success_exit_codes if current is not None else frozenset({0}),
+            end.oom_killed,
+        )
+        reason = reason_of(
+            outcome=outcome, exit_code=end.exit_code, signal=end.signal,
+            stop_reason=end.stop_reason, error=end.error, timeout_s=end.timeout_s,
+        )
         events.run_exited(end, outcome, current.timezone if current is not None else UTC)
         self.metrics.run_finished(end.task, outcome, end.duration_s, end.ended_at)
         remembered: dict[str, Any] = {
@@ -329,7 +352,9 @@ class Executor:
         for hook in self.ended_hooks:
             hook(end, outcome)
         if self.history is not None:
-            self.history.finished(_run_finish(end, outcome, current))
+            self.history.finished(_run_finish(end, outcome, reason, current))
+        if self.followup is not None:
+            self.followup.ended(end, outcome, reason, current)
         if end.kind == "daemon":
             self._daemon_ended(end, current)
 
@@ -347,7 +372,20 @@ class Executor:
             daemon_policy(current),
         )
         self.journal.set_daemon(daemon_key(end.task, end.replica), state)
-        if end.stop_reason is None and state.not_before > end.ended_at:
+        if state.gave_up is not None and current is not None and current.crash_loop:
+            self.metrics.set_gave_up(end.task, True)
+            events.daemon_gave_up(
+                end.task, len(state.restarts), current.crash_loop.window_seconds
+            )
+            if self.followup is not None:
+                self.followup.gave_up(current, {
+                    "run_id": end.run_id, "task": end.task, "trigger": end.trigger,
+                    "attempt": end.attempt, "pid": end.pid, "exit_code": end.exit_code,
+                    "signal": end.signal, "outcome": "gave-up",
+                    "reason": f"restarted {len(state.restarts)} times within "
+                    f"{current.crash_loop.window_seconds} s",
+                })
+        elif end.stop_reason is None and state.not_before > end.ended_at:
             self.metrics.daemon_restart(end.task)
             events.daemon_backoff(end.task, state.not_before - end.ended_at, state.failures)
 
@@ -356,7 +394,13 @@ def daemon_policy(task: Task | None) -> DaemonPolicy:
     """What a daemon's document says about its restarts."""
     if task is None:
         return DaemonPolicy()
-    return DaemonPolicy(restart_policy=task.restart_policy, document=task.spec_fingerprint())
+    loop = task.crash_loop
+    return DaemonPolicy(
+        restart_policy=task.restart_policy,
+        success_codes=task.success_exit_codes,
+        crash_loop=CrashLoop(loop.max_restarts, loop.window_seconds) if loop else None,
+        document=task.spec_fingerprint(),
+    )
 
 
 def _run_start(
@@ -383,16 +427,12 @@ def _fenced(env: Mapping[str, str], action: StartRun) -> Mapping[str, str]:
     return {**env, "RECONCILER_FENCING_TOKEN": str(action.fencing_token)}
 
 
-def _run_finish(end: RunEnd, outcome: str, current: Task | None) -> RunFinish:
+def _run_finish(end: RunEnd, outcome: str, reason: str, current: Task | None) -> RunFinish:
     """The history's record of a run's end, with its reason in one sentence."""
     start = RunStart(
         run_id=end.run_id, task=end.task, type=end.kind, trigger=end.trigger,
         attempt=end.attempt, due=end.due, started=end.started_at, pid=end.pid,
         output_limit=current.output_limit_bytes if current is not None else 0,
-    )
-    reason = reason_of(
-        outcome=outcome, exit_code=end.exit_code, signal=end.signal,
-        stop_reason=end.stop_reason, error=end.error, timeout_s=end.timeout_s,
     )
     return RunFinish(
         start=start, ended=end.ended_at, exit_code=end.exit_code, signal=end.signal,

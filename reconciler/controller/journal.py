@@ -23,7 +23,14 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from reconciler.controller.persist import StateFiles
-from reconciler.reconcile import Action, CursorMoves, DaemonState, DueSet, StartRun
+from reconciler.reconcile import (
+    Action,
+    CursorMoves,
+    DaemonState,
+    DueSet,
+    StartRun,
+    WaitingRetry,
+)
 from reconciler.state import LEDGER_DELTA, LEDGER_FILE, RUNS_FILE
 from reconciler.state.ledger import Ledger
 
@@ -50,6 +57,10 @@ class DueJournal:
     def daemons(self) -> Mapping[str, DaemonState]:
         return self.ledger.daemons
 
+    @property
+    def retries(self) -> Mapping[str, WaitingRetry]:
+        return self.ledger.retries
+
     # --- changes between ticks ------------------------------------------------------------
 
     def keep_moves(self, moves: CursorMoves) -> None:
@@ -72,13 +83,35 @@ class DueJournal:
         self.ledger.daemons[task] = state
         self.files.dirty.add(LEDGER_FILE)
 
+    def set_retry(self, task: str, retry: WaitingRetry) -> None:
+        self.ledger.retries[task] = retry
+        self.files.dirty.add(LEDGER_FILE)
+
+    def drop_retry(self, task: str) -> None:
+        if self.ledger.retries.pop(task, None) is not None:
+            self.files.dirty.add(LEDGER_FILE)
+
+    def settled(self, task: str, failed: bool) -> bool:
+        """Note how a task's run ended after its last attempt; True when it is a recovery
+        (a success after one or more failures)."""
+        failing = self.ledger.failing
+        recovered = not failed and task in failing
+        if failed != (task in failing):
+            (failing.add if failed else failing.discard)(task)
+            self.files.dirty.add(LEDGER_FILE)
+        return recovered
+
     def prune(self, keep: Collection[str]) -> None:
         """Forget tasks not in `keep`: a task removed while no controller ran and added
         back later is new, not owed its missed runs."""
         ledger = self.ledger
-        for table in (ledger.cursors, ledger.schedules, ledger.anchors, ledger.daemons):
-            for name in [n for n in table if n not in keep]:
+        for table in (
+            ledger.cursors, ledger.schedules, ledger.anchors, ledger.daemons, ledger.retries
+        ):
+            # Replicas' daemon entries are `name/N`: kept with their task.
+            for name in [n for n in table if n.partition("/")[0] not in keep]:
                 del table[name]
+        ledger.failing &= set(keep)
         self.files.dirty.add(LEDGER_FILE)
 
     # --- around the spawns of a tick ------------------------------------------------------
@@ -87,18 +120,27 @@ class DueJournal:
         """Move the cursors of this tick's due times and put them on disk, before any run
         of them exists. Only the delta file is written here, not the whole ledger (that
         made one due task among 10,000 start 20 ms late); its fsync for power loss comes
-        with the flush after the spawns, off the path from due second to exec."""
-        if not due:
+        with the flush after the spawns, off the path from due second to exec.
+
+        A waiting retry being started leaves the ledger here too, and the delta names it
+        (task: [due, attempt]): after a crash it is not started a second time."""
+        starts = [a for a in actions if isinstance(a, StartRun)]
+        attempts = {
+            a.task: [a.due, a.attempt]
+            for a in starts
+            if a.trigger == "retry" and a.due is not None
+        }
+        if not due and not attempts:
             return
         moved = {d.task: d.last for d in due if d.last is not None}
         self.ledger.cursors.update(moved)
         self.ledger.recent.update(moved)
+        for task in attempts:
+            self.drop_retry(task)
         starting = {
-            a.task: a.due
-            for a in actions
-            if isinstance(a, StartRun) and a.due is not None and a.trigger == "schedule"
+            a.task: a.due for a in starts if a.due is not None and a.trigger == "schedule"
         }
-        self.files.write(LEDGER_DELTA, self.ledger.delta(starting))
+        self.files.write(LEDGER_DELTA, self.ledger.delta(starting, attempts))
         self.files.dirty.add(LEDGER_DELTA)  # rewritten without `starting`, fsynced
 
     def after_spawn(self, records: list[dict[str, Any]]) -> None:

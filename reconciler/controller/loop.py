@@ -29,6 +29,7 @@ from reconciler.controller.adoption import adopt_previous_runs
 from reconciler.controller.control import ControlServer
 from reconciler.controller.desired import Applied, DesiredState
 from reconciler.controller.executor import Executor
+from reconciler.controller.followup import FollowUp
 from reconciler.controller.journal import DueJournal
 from reconciler.controller.persist import StateFiles
 from reconciler.controller.records import applied_document
@@ -38,6 +39,7 @@ from reconciler.controller.specset import Refresh
 from reconciler.coordination import EtcdConfig, connect, decide
 from reconciler.history import HistoryWriter
 from reconciler.hosts import HostIdentity
+from reconciler.notify import Notifier
 from reconciler.obs import HttpServer, Metrics
 from reconciler.reconcile import Inputs
 from reconciler.spec import SpecError
@@ -89,11 +91,16 @@ class Controller:
             opts.spec_dir, opts.identity, self.journal, self.metrics, clock
         )
         self.history = HistoryWriter(self.state.path, self.metrics)  # its own thread
-        self.supervisor = Supervisor(on_output=self.history.tee(events.run_output), wake=self.wake)
+        # Retries, notifications and pings; delivery on the notifier's own threads.
+        self.followup = FollowUp(self.journal, Notifier(self.metrics), opts.hostname or "")
+        self.supervisor = Supervisor(
+            on_output=self.followup.tee(self.history.tee(events.run_output)), wake=self.wake
+        )
         self.executor = Executor(
             self.supervisor, self.journal, self.files, self.metrics, self.desired.task, clock,
             history=self.history,
         )
+        self.executor.followup = self.followup
         self.coord = connect(opts.etcd, opts.identity.describe(), opts.hostname, opts.spec_dir,
                              clock(), self.wake)  # placement: one; its etcd calls on its threads
         self.desired.coordinated = opts.etcd is not None
@@ -174,6 +181,8 @@ class Controller:
         self.coord.close()  # after the runs stopped: revokes our lease, locks and claims
         self.supervisor.close()
         self.history.close()  # after the last run's end: writes what is pending
+        if self.followup.notifier is not None:
+            self.followup.notifier.close(2.0)  # what is queued gets a moment, no more
         self.state.release()
 
     def _write_controller_info(self) -> None:
@@ -300,6 +309,7 @@ class Controller:
                 reboot=self.desired.take_reboot(),
                 daemon_tasks=self.desired.daemon_tasks,
                 mono=time.monotonic(),
+                retries=self.journal.retries,
             ),
             self.coord.observe(),
         )
@@ -311,6 +321,7 @@ class Controller:
             self.journal.after_spawn(self.executor.records())
         self.requests.answer(answers)
         self.coord.passed(actions, self.clock())
+        self.metrics.set_retries_waiting(len(self.journal.retries))
 
     def _handle_signals(self) -> None:
         while self._signals:

@@ -39,13 +39,21 @@ class Run:
 
 
 def outcome_of(
-    stop_reason: str | None, exit_code: int | None, signal: str | None, adopted: bool
+    stop_reason: str | None,
+    exit_code: int | None,
+    signal: str | None,
+    adopted: bool,
+    success_codes: frozenset[int] = frozenset({0}),
+    oom_killed: bool = False,
 ) -> str:
     """The `outcome` of `run.exited`: why a run ended, as far as the controller knows."""
     if stop_reason == "timeout":
         return "timed-out"
     if stop_reason is not None:
         return "stopped"
+    if oom_killed and exit_code != 0:
+        # A shell whose child the kernel killed may still exit 0: then it succeeded.
+        return "oom-killed"
     if adopted and exit_code is None and signal is None:
         return "unknown"  # not our child: its exit status is nobody's to read
-    return "succeeded" if exit_code == 0 else "failed"
+    return "succeeded" if exit_code in success_codes and signal is None else "failed"

@@ -149,6 +149,17 @@ class Metrics:
             ["task"],
             registry=r,
         )
+        self._daemon_gave_up = Gauge(
+            "reconciler_daemon_gave_up",
+            "1 while a daemon is no longer restarted after a crash loop (crashLoop).",
+            ["task"],
+            registry=r,
+        )
+        self._retries_waiting = Gauge(
+            "reconciler_retries_waiting",
+            "Failed cron runs waiting for their next attempt (retry).",
+            registry=r,
+        )
         self._state_write_errors = Counter(
             "reconciler_state_write_errors_total",
             "Failed writes of a file in the state directory (a full disk...), by file.",
@@ -230,6 +241,12 @@ class Metrics:
         self._touch(task)
         self._daemon_restarts.labels(task).inc()
 
+    def set_gave_up(self, task: str, gave_up: bool) -> None:
+        self._daemon_gave_up.labels(task).set(1 if gave_up else 0)
+
+    def set_retries_waiting(self, n: int) -> None:
+        self._retries_waiting.set(n)
+
     # -- notifications ---------------------------------------------------------------
 
     def notification_failed(self, task: str, kind: str) -> None:
@@ -254,7 +271,7 @@ class Metrics:
         counter that vanished and came back would look like a reset)."""
         with self._lock:
             self._running_tasks.discard(task)
-            for gauge in (self._running, self._last_success):
+            for gauge in (self._running, self._last_success, self._daemon_gave_up):
                 with contextlib.suppress(KeyError):
                     gauge.remove(task)
 

@@ -1,7 +1,8 @@
 """ledger.json and ledger-delta.json: the due ledger, snapshot and delta.
 
 The ledger holds, per task, the last due time handled (cursor), the `@every` anchor,
-daemon back-off, the due runs being started, and the schedule each cursor was set under.
+daemon back-off (and crash-loop give-up), the due runs being started, the schedule each
+cursor was set under, waiting retries, and which tasks' last run failed (for `recovery`).
 The snapshot is rewritten now and then (controller/persist.py decides when); moved
 cursors in between go to the small delta file, which names the snapshot generation it
 follows. Readers: the controller at start (`load_ledger`, damage reported) and `status`
@@ -14,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeGuard
 
-from reconciler.reconcile import DaemonState
+from reconciler.reconcile import DaemonState, WaitingRetry
 from reconciler.state.directory import StateDir
 from reconciler.state.layout import APPLIED_FILE, LEDGER_DELTA, LEDGER_FILE
 from reconciler.state.safe import DamagedStateFile
@@ -36,6 +37,12 @@ class Ledger:
     generation: int = 0
     # Cursors moved since the snapshot (not part of it): what the delta file holds.
     recent: dict[str, int] = field(default_factory=dict, compare=False)
+    # The next attempt of a failed cron run, per task (at most one: a newer due time
+    # supersedes it).
+    retries: dict[str, WaitingRetry] = field(default_factory=dict)
+    # Tasks whose last run (after its last attempt) failed: their next success is a
+    # `recovery`.
+    failing: set[str] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
         """The snapshot file (the writer: controller/persist.py)."""
@@ -46,6 +53,8 @@ class Ledger:
             "starting": self.starting,
             "schedules": self.schedules,
             "generation": self.generation,
+            "retries": {k: asdict(v) for k, v in self.retries.items()},
+            "failing": sorted(self.failing),
         }
 
     def anchor(self, task: str, schedule_text: str | None) -> int | None:
@@ -55,9 +64,17 @@ class Ledger:
             return None
         return int(found["at"])
 
-    def delta(self, starting: dict[str, int]) -> dict[str, Any]:
-        """The delta file: cursors moved since the snapshot, and the runs being started."""
-        return {"generation": self.generation, "cursors": self.recent, "starting": starting}
+    def delta(
+        self, starting: dict[str, int], attempts: dict[str, list[int]] | None = None
+    ) -> dict[str, Any]:
+        """The delta file: cursors moved since the snapshot, the runs being started, and
+        the waiting retries being started (task: [due, attempt]): taken, never again."""
+        out: dict[str, Any] = {
+            "generation": self.generation, "cursors": self.recent, "starting": starting
+        }
+        if attempts:
+            out["attempts"] = attempts
+        return out
 
     def replay(self, delta: Any) -> bool:
         """Fold in the delta file written after this snapshot; True if it applied.
@@ -70,6 +87,10 @@ class Ledger:
         for task, due in _int_map(delta.get("cursors")).items():
             self.cursors[task] = max(self.cursors.get(task, due), due)
         self.starting = {**self.starting, **_int_map(delta.get("starting"))}
+        for task, taken in _map(delta.get("attempts")).items():
+            waiting = self.retries.get(str(task))
+            if waiting is not None and taken == [waiting.due, waiting.attempt]:
+                del self.retries[str(task)]  # started before the crash: never twice
         return True
 
     @classmethod
@@ -96,6 +117,13 @@ class Ledger:
             state = _daemon_state(value)
             if state is not None:
                 ledger.daemons[str(name)] = state
+        for name, value in _map(data.get("retries")).items():
+            retry = _waiting_retry(value)
+            if retry is not None:
+                ledger.retries[str(name)] = retry
+        failing = data.get("failing")
+        if isinstance(failing, list):
+            ledger.failing = {str(t) for t in failing if isinstance(t, str)}
         return ledger
 
 
@@ -112,12 +140,27 @@ def _daemon_state(value: Any) -> DaemonState | None:
         and isinstance(failed, str | None)
     ):
         return None
+    restarts = value.get("restarts", [])
+    gave_up = value.get("gave_up")
     return DaemonState(
         failures=failures,
         not_before=float(not_before),
         finished_fingerprint=finished,
         failed_fingerprint=failed,
+        restarts=tuple(
+            float(t) for t in (restarts if isinstance(restarts, list) else []) if is_number(t)
+        ),
+        gave_up=gave_up if isinstance(gave_up, str) else None,
     )
+
+
+def _waiting_retry(value: Any) -> WaitingRetry | None:
+    if not isinstance(value, dict):
+        return None
+    due, attempt, not_before = value.get("due"), value.get("attempt"), value.get("not_before")
+    if not (is_int(due) and is_int(attempt) and attempt > 1 and is_number(not_before)):
+        return None
+    return WaitingRetry(due=due, attempt=attempt, not_before=float(not_before))
 
 
 @dataclass
