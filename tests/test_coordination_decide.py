@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from reconciler.coordination import ClaimResult, CoordView, LockHold, decide
-from reconciler.coordination.decide import STOP_SAFETY_S
+from reconciler.coordination.decision import STOP_SAFETY_S
 from reconciler.coordination.revision import documents_hash, git_commit
 from reconciler.reconcile import DueSet, Inputs, ManualRequest, RunView, SkipRun, StartRun, StopRun
 

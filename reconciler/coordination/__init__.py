@@ -10,7 +10,7 @@ An observer/decider pair behind one interface whose only engine is etcd:
   `observe()`, which also tells the daemon locks held (`LockHold`) and the lease.
   `publish(RunSummary)` and `tick`/`tasks_now` feed run summaries and the presence record.
   `EtcdCoordination` implements it; `NoCoordination` stands in without --etcd.
-- `decide(inputs, view, placed)` (decide.py) is pure: reconcile's decision, with
+- `decide(inputs, view, placed)` (decision.py) is pure: reconcile's decision, with
   placement: one runs claimed, claim results turned into starts and skips, and
   placement: one daemons kept to the host that holds their lock.
 - keeper.py: the lease (judged on the local monotonic clock) and the daemon locks;
@@ -21,45 +21,49 @@ An observer/decider pair behind one interface whose only engine is etcd:
 Every etcd call has a time-out and runs on a thread of this room, never the loop's.
 """
 
-from reconciler.coordination.coordinator import (
-    CLAIM_TIMEOUT_S,
-    Coordination,
-    EtcdCoordination,
-    NoCoordination,
-    connect,
-    placed_one,
-)
-from reconciler.coordination.decide import Decision, decide
-from reconciler.coordination.model import (
-    DEFAULT_FLEET,
-    DEFAULT_LEASE_TTL_S,
-    MAX_LEASE_TTL_S,
-    MIN_LEASE_TTL_S,
-    ClaimResult,
-    CoordView,
-    EtcdConfig,
-    Keys,
-    LockHold,
-    Presence,
-    RunSummary,
-)
-from reconciler.coordination.publisher import HostInfo
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Imported on first use (PEP 562): `reconciler get` and `validate` read the option
+# defaults in model.py without paying for the threads, the engine or the decision.
+_WHERE = {
+    "CLAIM_TIMEOUT_S": "coordinator",
+    "Coordination": "coordinator",
+    "EtcdCoordination": "coordinator",
+    "NoCoordination": "coordinator",
+    "connect": "coordinator",
+    "placed_one": "coordinator",
+    "Decision": "decision",
+    "decide": "decision",
+    "HostInfo": "publisher",
+    "DEFAULT_FLEET": "model",
+    "DEFAULT_LEASE_TTL_S": "model",
+    "MAX_LEASE_TTL_S": "model",
+    "MIN_LEASE_TTL_S": "model",
+    "ClaimResult": "model",
+    "CoordView": "model",
+    "EtcdConfig": "model",
+    "Keys": "model",
+    "LockHold": "model",
+    "Presence": "model",
+    "RunSummary": "model",
+}
 
 __all__ = [
     "CLAIM_TIMEOUT_S",
-    "DEFAULT_FLEET",
-    "DEFAULT_LEASE_TTL_S",
-    "MAX_LEASE_TTL_S",
-    "MIN_LEASE_TTL_S",
     "ClaimResult",
     "CoordView",
     "Coordination",
+    "DEFAULT_FLEET",
+    "DEFAULT_LEASE_TTL_S",
     "Decision",
     "EtcdConfig",
     "EtcdCoordination",
     "HostInfo",
     "Keys",
     "LockHold",
+    "MAX_LEASE_TTL_S",
+    "MIN_LEASE_TTL_S",
     "NoCoordination",
     "Presence",
     "RunSummary",
@@ -67,3 +71,36 @@ __all__ = [
     "decide",
     "placed_one",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+if TYPE_CHECKING:
+    from reconciler.coordination.coordinator import (
+        CLAIM_TIMEOUT_S,
+        Coordination,
+        EtcdCoordination,
+        NoCoordination,
+        connect,
+        placed_one,
+    )
+    from reconciler.coordination.decision import Decision, decide
+    from reconciler.coordination.model import (
+        DEFAULT_FLEET,
+        DEFAULT_LEASE_TTL_S,
+        MAX_LEASE_TTL_S,
+        MIN_LEASE_TTL_S,
+        ClaimResult,
+        CoordView,
+        EtcdConfig,
+        Keys,
+        LockHold,
+        Presence,
+        RunSummary,
+    )
+    from reconciler.coordination.publisher import HostInfo

@@ -57,7 +57,7 @@ class Coordination(Protocol):
 
 
 class NoCoordination:
-    """A controller without --etcd: placement: one is refused (see decide.py)."""
+    """A controller without --etcd: placement: one is refused (see decision.py)."""
 
     host = ""
 

@@ -61,7 +61,7 @@ class LockHold:
 
 @dataclass(frozen=True)
 class CoordView:
-    """What the loop observes of the fleet at one instant (see decide.py)."""
+    """What the loop observes of the fleet at one instant (see decision.py)."""
 
     enabled: bool  # a controller with --etcd
     mono: float = 0.0
