@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler import render
 from reconciler.commands.common import add_identity
+from reconciler.commands.matrix import add_matrix, run_matrix
 from reconciler.fleet import load, next_due
 from reconciler.hosts import HostEntryError, HostIdentity, detect_identity, matches
 
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("paths", nargs="+", metavar="DIR", help="spec directory or files")
     p.add_argument("-o", "--output", choices=["wide", "json"], help="output format")
     add_identity(p)
+    add_matrix(p)  # --inventory FILE / --etcd URL: the task x host matrix instead
     p.set_defaults(func=run, _parser=p)
 
 
@@ -88,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
             render.error("get", f"{path} does not exist")
         return 2
     render.print_spec_errors(result.errors)
+    if args.inventory or args.etcd:
+        return run_matrix(args, result.tasks)
     now = time.time()
     tasks = [result.tasks[n] for n in sorted(result.tasks)]
     if args.output == "json":
