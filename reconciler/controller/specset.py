@@ -5,7 +5,9 @@ that is gone takes its tasks with it; a spec directory that is gone as a whole i
 that changes nothing. "Gone" means a successful read shows it gone: a file under a folder
 that could not be read (EACCES, EMFILE, EIO), or that could not be opened, keeps its last
 good tasks. Unchanged files (same inode, size, mtime and ctime) are not parsed
-again, so an edit among 10,000 tasks costs one file's parse.
+again, so an edit among 10,000 tasks costs one file's parse. A change of the directory's
+`kind: TaskDefaults` reaches every task, so every file is read again with it; a defaults
+document that fails keeps its last good defaults in force.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from reconciler.spec import FileLoad, SpecError, Task, load_file
+from reconciler.spec.defaults import Defaults, pick_defaults
 from reconciler.spec.discovery import discover_tree
 from reconciler.spec.zones import host_zone
 
@@ -55,6 +59,7 @@ class SpecSet:
         self._good: dict[str, FileLoad] = {}
         self._errors: dict[str, list[SpecError]] = {}
         self._had_conflicts = False  # duplicate names stand as errors until resolved
+        self._defaults: Defaults | None = None  # the directory's TaskDefaults in force
         self.tasks: dict[str, Task] = {}
 
     @property
@@ -75,18 +80,16 @@ class SpecSet:
         errors: dict[str, list[SpecError]] = {}
         for err in discovery.errors:
             errors.setdefault(err.file, []).append(err)
-        parsed: dict[str, tuple[Signature | None, FileLoad]] = {}
-        changed: list[str] = []
-        for path, root in found:
-            key = str(path)
-            sig = _signature(path)
-            cached = self._parsed.get(key)
-            if cached is not None and sig is not None and cached[0] == sig:
-                parsed[key] = cached
-                continue
-            load = load_file(path, key, root=root, host_tz=tz)
-            parsed[key] = (sig, load)
-            changed.append(key)
+        parsed, changed = self._load(found, tz, self._parsed)
+        # A TaskDefaults that changed (or came, or went) reaches every task: read all again.
+        defaults, defaults_errors = self._pick_defaults(parsed)
+        if (defaults.fingerprint if defaults else None) != (
+            self._defaults.fingerprint if self._defaults else None
+        ):
+            self._defaults = defaults
+            parsed, changed = self._load(found, tz, {})
+        for err in defaults_errors:
+            errors.setdefault(err.file, []).append(err)
         # Under a folder that could not be read, a file not found is unknown, not gone.
         unknown = [
             key
@@ -128,6 +131,38 @@ class SpecSet:
         self._errors = errors
         tasks = self.tasks
         return Refresh(tasks=tasks, errors=self.errors)
+
+    def _load(
+        self,
+        found: list[tuple[Path, str | None]],
+        tz: ZoneInfo,
+        cache: dict[str, tuple[Signature | None, FileLoad]],
+    ) -> tuple[dict[str, tuple[Signature | None, FileLoad]], list[str]]:
+        """Every file found, parsed again only where it changed (inode, size, times)."""
+        parsed: dict[str, tuple[Signature | None, FileLoad]] = {}
+        changed: list[str] = []
+        for path, root in found:
+            key = str(path)
+            sig = _signature(path)
+            cached = cache.get(key)
+            if cached is not None and sig is not None and cached[0] == sig:
+                parsed[key] = cached
+                continue
+            load = load_file(path, key, root=root, host_tz=tz, defaults=self._defaults)
+            parsed[key] = (sig, load)
+            changed.append(key)
+        return parsed, changed
+
+    def _pick_defaults(
+        self, parsed: dict[str, tuple[Signature | None, FileLoad]]
+    ) -> tuple[Defaults | None, list[SpecError]]:
+        """The TaskDefaults of the directory: from each file's load, or its last good load
+        when the file now fails (a broken defaults document keeps the last good one)."""
+        found: list[Defaults] = []
+        for key, (_, load) in parsed.items():
+            source = self._good.get(key, load) if load.errors else load
+            found.extend(source.defaults)
+        return pick_defaults(found)
 
     def _resolve_duplicates(
         self, good: dict[str, FileLoad], errors: dict[str, list[SpecError]]
