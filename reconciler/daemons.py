@@ -112,7 +112,7 @@ class LiveProcess(Protocol):
     def stopping(self) -> str | None: ...
 
 
-DaemonPhase = Literal["suspended", "stopping", "running", "finished", "failed", "back-off", "starting"]
+DaemonPhase = Literal["suspended", "stopping", "running", "finished", "crash-loop", "back-off", "starting"]
 
 
 def daemon_phase(
@@ -141,7 +141,7 @@ def daemon_phase(
     ):
         return "finished"  # Never, or OnFailure after a success: until it changes
     if state.gave_up is not None if gave_up is None else gave_up:
-        return "failed"  # crash-looped: until its document changes or a manual run
+        return "crash-loop"  # gave up: until its document changes or a manual run
     # Waiting out a back-off: only for the version that failed, and never longer than
     # the longest back-off (the clock may have been stepped back since).
     if (

@@ -247,7 +247,7 @@ _DAEMON_PHASES = {
     "stopping": ("none", "daemon being stopped already"),
     "suspended": ("suspended", "suspended: not started"),
     "finished": ("none", "daemon finished: not started until its process fields change"),
-    "failed": ("none", "daemon gave up after a crash loop: not started until it changes"),
+    "crash-loop": ("none", "daemon gave up after a crash loop: not started until it changes"),
     "back-off": ("none", "daemon waits out its back-off, then starts"),
 }
 

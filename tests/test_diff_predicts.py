@@ -166,8 +166,8 @@ def test_daemon_phase() -> None:
     assert phase(fingerprint="fp", state=done, now=now) == "finished"
     assert phase(fingerprint=None, state=done, now=now) == "finished"
     assert phase(fingerprint="other", state=done, now=now) == "starting"
-    assert phase(fingerprint="fp", state=DaemonState(gave_up="doc"), now=now, gave_up=True) == "failed"
-    assert phase(fingerprint=None, state=DaemonState(gave_up="doc"), now=now) == "failed"
+    assert phase(fingerprint="fp", state=DaemonState(gave_up="doc"), now=now, gave_up=True) == "crash-loop"
+    assert phase(fingerprint=None, state=DaemonState(gave_up="doc"), now=now) == "crash-loop"
     assert phase(fingerprint="fp", state=DaemonState(gave_up="doc"), now=now, gave_up=False) == "starting"
 
 

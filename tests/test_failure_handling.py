@@ -124,6 +124,8 @@ def test_a_crash_looping_daemon_gives_up_until_run_again(dirs, controllers) -> N
     time.sleep(3)
     assert len(c.find("run.started", task="crashy")) == 3, "maxRestarts + 1 starts"
     assert 'reconciler_daemon_gave_up{task="crashy"} 1.0' in metric(c, port, "reconciler_daemon_gave_up")
+    shown = cli("status", "--state-dir", dirs[1])
+    assert shown.returncode == 0 and "crash-loop" in shown.stdout, shown.stdout
     # `reconciler run NAME` starts it again.
     out = cli("run", "crashy", "--state-dir", dirs[1])
     assert out.returncode == 0, out.stderr
@@ -139,6 +141,9 @@ def test_a_waiting_retry_survives_a_restart(dirs, controllers) -> None:
     })
     c = start(controllers, dirs)
     retrying = c.wait_for("run.retrying", task="later", timeout=40)[0]
+    shown = json.loads(cli("status", "-o", "json", "--state-dir", dirs[1]).stdout)
+    later = [t for t in shown["tasks"] if t["name"] == "later"][0]
+    assert later["retry"]["attempt"] == 2
     assert c.stop() == 0
     c2 = ControllerProc(dirs[0], dirs[1])
     controllers.append(c2)
@@ -163,3 +168,26 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
+
+
+def test_status_counts_notifications_that_failed(dirs, controllers) -> None:
+    with http_server() as hooks:
+        write_task(dirs[0], "noisy", {
+            "schedule": "@reboot", "command": ["false"],
+            "notify": [{"on": ["failure"], "webhook": f"{hooks.url}/status/500"}],
+        })
+        c = start(controllers, dirs)
+        c.wait_for("notify.failed", task="noisy", timeout=30)
+        failed = c.find("notify.failed", task="noisy")[0]
+        assert "/status/500" not in json.dumps(failed), "the target URL is masked"
+
+        def shown() -> dict:
+            out = cli("status", "-o", "json", "--state-dir", dirs[1])
+            return json.loads(out.stdout)["notifications"]
+
+        deadline = time.monotonic() + 10
+        while shown().get("failed", 0) < 1:
+            assert time.monotonic() < deadline, shown()
+            time.sleep(0.2)
+        assert "Notifications:" in cli("status", "--state-dir", dirs[1]).stdout
+        assert c.stop() == 0

@@ -122,6 +122,13 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
             "next_due": render.rfc3339_offset(nxt, zone),
             "last_run": None,
         }
+        waiting = ledger.retries.get(name)
+        if waiting is not None:
+            item["retry"] = {
+                "attempt": waiting.attempt,
+                "due": render.rfc3339_offset(waiting.due, zone),
+                "at": render.rfc3339_offset(waiting.not_before, zone),
+            }
         if task.type == "daemon":
             item["daemon"] = _daemon_state(task, runs, ledger, now)
             item["daemon"]["restart_at"] = render.rfc3339_offset(item["daemon"]["restart_at"], zone)
@@ -178,6 +185,7 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
         },
         "running": running,
         "tasks": tasks,
+        "notifications": status.notifications,
     }
 
 
@@ -231,6 +239,10 @@ def print_human(data: dict[str, Any], now: float) -> None:
         )
     n_err = len(s["errors"]) + (1 if s["dir_error"] else 0)
     lines.append(("Spec errors", str(n_err) if n_err else "none"))
+    sent = data.get("notifications") or {}
+    if sent.get("failed") or sent.get("dropped"):
+        lines.append(("Notifications", f"{sent.get('failed', 0)} failed, "
+                      f"{sent.get('dropped', 0)} dropped, {sent.get('delivered', 0)} delivered"))
     width = max(len(k) for k, _ in lines) + 2
     for key, value in lines:
         print(f"{(key + ':').ljust(width)}{value}")
@@ -272,6 +284,9 @@ def print_human(data: dict[str, Any], now: float) -> None:
                 nxt += f": restart {render.relative(at, now)} ({d['failures']} failures)"
         elif t["suspend"]:
             nxt = "suspended"
+        elif t.get("retry"):
+            at = datetime.fromisoformat(t["retry"]["at"]).timestamp()
+            nxt = f"retry (attempt {t['retry']['attempt']}) {render.relative(at, now)}"
         elif t["next_due"]:
             nxt = t["next_due"]
         elif str(t["schedule"]).startswith("@reboot"):

@@ -322,6 +322,7 @@ class Controller:
         self.requests.answer(answers)
         self.coord.passed(actions, self.clock())
         self.metrics.set_retries_waiting(len(self.journal.retries))
+        self._note_notifications()
 
     def _handle_signals(self) -> None:
         while self._signals:
@@ -401,5 +402,15 @@ class Controller:
 
     def _write_status(self, errors: list[SpecError]) -> None:
         self._status = self.desired.status(errors)
+        self._note_notifications()
         self.files.dirty.add(STATUS_FILE)
         self._flush_state()
+
+    def _note_notifications(self) -> None:
+        """Put the notifier's counts in status.json when they moved (a failed delivery
+        shows in `status` within a second)."""
+        notifier = self.followup.notifier
+        counts = dict(notifier.counts) if notifier is not None else {}
+        if counts != self._status.get("notifications"):
+            self._status["notifications"] = counts
+            self.files.dirty.add(STATUS_FILE)

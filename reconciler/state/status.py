@@ -22,6 +22,8 @@ class SpecStatus:
     spec_errors: list[Any] = field(default_factory=list)
     tasks_total: int | None = None
     tasks_for_host: int | None = None
+    # Notifications and pings so far: delivered, failed (after their last try), dropped.
+    notifications: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Any) -> SpecStatus:
@@ -30,7 +32,11 @@ class SpecStatus:
         updated = data.get("updated_at")
         errors = data.get("spec_errors")
         total, here = data.get("tasks_total"), data.get("tasks_for_host")
+        sent = data.get("notifications")
         return cls(
+            notifications={
+                str(k): v for k, v in sent.items() if isinstance(v, int)
+            } if isinstance(sent, Mapping) else {},
             loaded=True,
             updated_at=float(updated) if isinstance(updated, int | float) else None,
             dir_error=data.get("dir_error"),
