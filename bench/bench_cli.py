@@ -3,8 +3,8 @@
     python bench/bench_cli.py [--rounds 10] [--importtime]
 
 Each command runs as a fresh process (`python -m reconciler ...`, interpreter start
-included), `--rounds` times; the figure is best / median / worst wall time. `status`
-runs against an empty state directory (no controller: it says so and exits 1);
+included), `--rounds` times; the figures are best / median / worst wall time and the median CPU
+time (user + system: steadier than wall time on a shared machine). `status` runs against an empty state directory (no controller: it says so and exits 1);
 `validate` on the bundled specs/. The targets (issue 12): `--help`, `schema` and `status`
 under 100 ms, `validate specs/` under 250 ms. `--importtime` also prints each command's
 slowest imports (`python -X importtime`), to see what a command pays for.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,11 +38,15 @@ def commands(state: str) -> list[tuple[str, list[str]]]:
     ]
 
 
-def timed(argv: list[str]) -> float:
+def timed(argv: list[str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run([sys.executable, *argv], stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, cwd=ROOT, check=False)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
 def slowest_imports(argv: list[str], top: int) -> list[str]:
@@ -65,9 +70,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as state:
         for label, argv in commands(state):
             timed(argv)  # warm the page cache
-            times = sorted(timed(argv) * 1000 for _ in range(args.rounds))
-            print(f"{label:<36} best {times[0]:6.0f} ms, median {statistics.median(times):6.0f}"
-                  f" ms, worst {times[-1]:6.0f} ms")
+            runs = [timed(argv) for _ in range(args.rounds)]
+            times = sorted(w * 1000 for w, _ in runs)
+            cpu = sorted(c * 1000 for _, c in runs)
+            print(f"{label:<36} wall best {times[0]:4.0f} ms, median "
+                  f"{statistics.median(times):4.0f} ms, worst {times[-1]:4.0f} ms; CPU median "
+                  f"{statistics.median(cpu):4.0f} ms")
             if args.importtime and argv[0] == "-m":
                 for row in slowest_imports(argv, 6):
                     print(f"    {row}")
