@@ -3,8 +3,9 @@
     python bench/bench_cli.py [--rounds 10] [--importtime]
 
 Each command runs as a fresh process (`python -m reconciler ...`, interpreter start
-included), `--rounds` times; the figures are best / median / worst wall time and the median CPU
-time (user + system: steadier than wall time on a shared machine). `status` runs against an empty state directory (no controller: it says so and exits 1);
+included), `--rounds` times; the figures are best / median / worst wall time and the
+median CPU time (user + system: steadier than wall time on a shared machine). `status`
+runs against an empty state directory (no controller: it says so and exits 1);
 `validate` on the bundled specs/. The targets (issue 12): `--help`, `schema` and `status`
 under 100 ms, `validate specs/` under 250 ms. `--importtime` also prints each command's
 slowest imports (`python -X importtime`), to see what a command pays for.
