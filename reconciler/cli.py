@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "importer",  # import
     "fleet_cmd",  # fleet hosts, fleet runs (etcd)
     "schema",
+    "completion",  # the shell completion script
 ]
 
 
@@ -58,6 +59,7 @@ COMMAND_HELP: dict[str, list[tuple[str, str]]] = {
     "importer": [("import", "convert a crontab or a gotorch task file into task documents")],
     "fleet_cmd": [("fleet", "the fleet as etcd knows it: hosts, runs (with --etcd)")],
     "schema": [("schema", "print the JSON Schema of task documents")],
+    "completion": [("completion", "print the shell completion script for bash or zsh")],
 }
 _MODULE_OF = {name: module for module, cmds in COMMAND_HELP.items() for name, _ in cmds}
 _ROOT_FLAGS = ("-h", "--help", "--version")
