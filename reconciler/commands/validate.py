@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         report = {
             "valid": not errors,
             "files": len(files),
-            "invalid_files": len(bad),
+            "invalidFiles": len(bad),
             "tasks": tasks,
             "errors": [e.to_dict() for e in errors],
         }
