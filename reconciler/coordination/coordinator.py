@@ -9,6 +9,7 @@ or is asked while etcd is known to be down, is `unavailable`. Results wake the l
 from __future__ import annotations
 
 import queue
+import secrets
 import socket
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 
 from reconciler import __version__
 from reconciler.coordination.etcd import EtcdEngine, Put, Unavailable
-from reconciler.coordination.keeper import Keeper
+from reconciler.coordination.keeper import CLAIM_KEEP_S, MAX_CLAIM_KEEP_S, Keeper
 from reconciler.coordination.model import ClaimResult, CoordView, EtcdConfig, Keys, RunSummary
 from reconciler.coordination.publisher import HostInfo
 from reconciler.reconcile import Action, SkipRun
@@ -136,6 +137,8 @@ class EtcdCoordination:
         self._pending: dict[tuple[str, int], float] = {}
         self._tokens: dict[tuple[str, int], int] = {}  # won claims, until their run ends
         self._placed: dict[str, Any] = {}
+        # Marks this process's claims (another process of the same host is another claimant).
+        self._claim_value = {"host": info.host, "claimant": secrets.token_hex(8)}
         self._workers = [
             threading.Thread(target=self._work, name=f"etcd-claim-{i}", daemon=True)
             for i in range(workers)
@@ -200,10 +203,9 @@ class EtcdCoordination:
         info = self.keeper.info
         info.tasks, info.all_tasks, info.spec_errors = tasks, all_tasks, spec_errors
         one = self._placed = placed_one(tasks)
-        self.keeper.publisher.claim_deadlines = {
-            n: int(getattr(t, "starting_deadline_seconds", 10))
-            for n, t in one.items() if t.type == "cron"
-        }
+        deadlines = [int(t.starting_deadline_seconds) for t in one.values() if t.type == "cron"]
+        self.keeper.claim_keep_s = min(MAX_CLAIM_KEEP_S, max([CLAIM_KEEP_S, *(
+            d + 60 for d in deadlines)]))
         self.keeper.want_locks(
             frozenset(n for n, t in one.items() if t.type == "daemon" and not t.suspend)
         )
@@ -262,8 +264,8 @@ class EtcdCoordination:
         keeper = self.keeper
         if time.monotonic() < keeper.down_until:
             return ClaimResult(task, due, "unavailable", why="etcd cannot be reached")
-        lease = keeper.current_lease()
-        if lease is None:
+        lease = keeper.claims_lease()
+        if lease is None or keeper.current_lease() is None:
             why = "no lease" if keeper.settled else "not connected yet"
             return ClaimResult(task, due, "unavailable", why=why)
         retention = keeper.retention_lease()
@@ -275,7 +277,7 @@ class EtcdCoordination:
         made = None
         for _ in self.config.endpoints:  # the next endpoint, while there is time
             try:
-                made = engine.create(self.keys.claim(task, due), {"host": self.host}, lease,
+                made = engine.create(self.keys.claim(task, due), self._claim_value, lease,
                                      left, also)
                 break
             except Unavailable as exc:
@@ -290,7 +292,7 @@ class EtcdCoordination:
         if made.created:
             return ClaimResult(task, due, "won", token=made.revision)
         existing = made.existing
-        if existing is not None and existing.lease == lease:
+        if existing is not None and existing.value == self._claim_value:
             # Our own claim, made by an attempt whose answer was lost.
             return ClaimResult(task, due, "won", token=existing.create_revision)
         winner = None

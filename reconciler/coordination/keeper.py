@@ -23,6 +23,9 @@ from reconciler.coordination.publisher import HostInfo, Publisher
 from reconciler.obs import log_event
 
 RETENTION_ROTATE_S = 3600.0  # summaries of one hour share a lease of a week and an hour
+CLAIMS_ROTATE_S = 300.0  # claims of five minutes share a lease (never renewed)
+CLAIM_KEEP_S = 600  # a claim outlives its due second by at least this, and the deadline
+MAX_CLAIM_KEEP_S = 86400
 RETRY_S = 0.25
 
 
@@ -53,6 +56,8 @@ class Keeper:
         self.lock = threading.Lock()
         self.lease: _Lease | None = None
         self.retention: tuple[int, float] | None = None  # (lease id, granted monotonic)
+        self.claims: tuple[int, float, int] | None = None  # (lease id, granted, TTL)
+        self.claim_keep_s = CLAIM_KEEP_S  # from the tasks' startingDeadlineSeconds
         self.locks: dict[str, int] = {}  # task -> lock token (create revision), on `lease`
         self.wanted: frozenset[str] = frozenset()
         self.settled = False
@@ -103,6 +108,12 @@ class Keeper:
     def retention_lease(self) -> int | None:
         with self.lock:
             return self.retention[0] if self.retention is not None else None
+
+    def claims_lease(self) -> int | None:
+        """The lease new claims are put on: not renewed, it outlives any due second's
+        claim by claim_keep_s, whether its claimant lives or not."""
+        with self.lock:
+            return self.claims[0] if self.claims is not None else None
 
     def stop(self, revoke: bool) -> None:
         self._stop.set()
@@ -182,11 +193,11 @@ class Keeper:
         try:
             self._keep_lease(engine)
             self._keep_retention(engine)
+            self._keep_claims_lease(engine)
             self._keep_locks(engine)
             lease, retention = self.current_lease(), self.retention_lease()
             self.publisher.presence(engine, lease, retention)
             self.publisher.summaries_out(engine, retention)
-            self.publisher.prune(engine)
             self._revoke_stale(engine)
         except Unavailable as exc:
             self.failed(str(exc))
@@ -254,6 +265,16 @@ class Keeper:
         lease_id, _ = engine.grant(RUN_RETENTION_S + int(RETENTION_ROTATE_S), self.timeout)
         with self.lock:
             self.retention = (lease_id, now)
+
+    def _keep_claims_lease(self, engine: EtcdEngine) -> None:
+        now, keep = time.monotonic(), self.claim_keep_s
+        if self.claims is not None and now - self.claims[1] < CLAIMS_ROTATE_S \
+                and self.claims[2] >= keep + CLAIMS_ROTATE_S:
+            return
+        ttl = keep + int(CLAIMS_ROTATE_S)
+        lease_id, _ = engine.grant(ttl, self.timeout)
+        with self.lock:
+            self.claims = (lease_id, now, ttl)
 
     def _keep_locks(self, engine: EtcdEngine) -> None:
         lease_id = self.current_lease()

@@ -147,7 +147,8 @@ class Keys:
 
     alive/HOST               presence, on the controller's lease (gone with it)
     members/HOST             the last presence, kept a week (a host that went is "gone")
-    claims/TASK/DUE          the claim of a cron run, on the winner's lease
+    claims/TASK/DUE          the claim of a cron run, on a claims lease of the winner's
+                             that is never renewed: it outlives the winner (10 min+)
     locks/TASK               a placement: one daemon's lock, on the holder's lease
     runs/TASK/DUE/HOST       run summaries, kept a week
     Due seconds are zero-padded so that key order is time order.

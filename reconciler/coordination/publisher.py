@@ -1,6 +1,6 @@
 """What the keeper thread writes besides the lease and the locks: the presence record,
-the run summaries (kept a week by the leases they are written with) and the pruning of
-old claims. Runs on the keeper's thread only."""
+the run summaries (kept a week by the leases they are written with). Runs on the keeper's
+thread only."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from reconciler.coordination.model import Keys, Presence, RunSummary
 from reconciler.coordination.revision import spec_revision
 
 PRESENCE_EVERY_S = 5.0
-PRUNE_EVERY_S = 60.0
-CLAIM_KEEP_S = 600  # claims older than this (and than the task's deadline) are deleted
 SUMMARY_QUEUE = 10_000  # beyond it (etcd away for long), the oldest summaries are dropped
 SUMMARY_BATCH = 100  # puts per transaction (etcd allows 128 by default)
 
@@ -42,12 +40,10 @@ class Publisher:
         self.info = info
         self.timeout = timeout
         self.summaries: deque[RunSummary] = deque(maxlen=SUMMARY_QUEUE)
-        self.claim_deadlines: dict[str, int] = {}  # placement: one cron tasks, for pruning
         self.presence_key: tuple[object, ...] | None = None  # None: write at the next round
         self.revision_dirty = True
         self._presence_at = -1e9
         self._revision: str | None = None
-        self._pruned_at = time.monotonic()
 
     def record(self) -> Presence:
         info = self.info
@@ -96,13 +92,3 @@ class Publisher:
             except Unavailable:
                 self.summaries.extendleft(reversed(batch))
                 raise
-
-    def prune(self, engine: EtcdEngine) -> None:
-        """Claims are needed only while a host may still race for their due second."""
-        if time.monotonic() - self._pruned_at < PRUNE_EVERY_S:
-            return
-        self._pruned_at = time.monotonic()
-        now = int(time.time())
-        for task, deadline in sorted(self.claim_deadlines.items()):
-            cutoff = now - max(CLAIM_KEEP_S, deadline + 60)
-            engine.delete_range(self.keys.claims(task), self.keys.claim(task, cutoff), self.timeout)
