@@ -31,6 +31,10 @@ EXPECTED_FAMILIES = {
     "reconciler_build_info": "gauge",
     "reconciler_log_lines_dropped": "counter",
     "reconciler_state_write_errors": "counter",
+    "reconciler_retries_waiting": "gauge",
+    "reconciler_daemon_gave_up": "gauge",
+    "reconciler_notifications_failed": "counter",
+    "reconciler_notifications_dropped": "counter",
 }
 
 

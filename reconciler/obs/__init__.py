@@ -28,43 +28,9 @@ for the queue; at exit it gets up to 2 s.
 
 Metrics
 -------
-All in the controller's own registry, exposed at ``/metrics`` (text format 0.0.4).
-``task`` is the task's name (never its command); counters keep their values across
-reloads and a removed task's counters stay (only its gauges go).
-
-=============================================  =========  ==================================
-name                                           type       meaning
-=============================================  =========  ==================================
-reconciler_runs_started_total{task,trigger}    counter    runs started; trigger: schedule,
-                                                          manual (``reconciler run``),
-                                                          reboot, restart (daemon)
-reconciler_runs_finished_total{task,outcome}   counter    runs ended; outcome: succeeded,
-                                                          failed, timed-out, stopped
-reconciler_run_duration_seconds{task}          histogram  run wall time, buckets 0.1 s..1 d
-reconciler_runs_skipped_total{task,reason}     counter    due runs not started; reason as
-                                                          in ``run.skipped``
-reconciler_running_processes{task}             gauge      runs alive now (adopted included)
-reconciler_last_success_timestamp_seconds      gauge      end time of the last successful
-{task}                                                    run (absent until one succeeds)
-reconciler_spec_errors                         gauge      spec files invalid now
-reconciler_spec_invalid_total                  counter    failed loads of a spec file
-reconciler_tasks_loaded                        gauge      tasks in force
-reconciler_tick_lag_seconds                    histogram  lateness of loop ticks
-reconciler_last_tick_timestamp_seconds         gauge      time of the last loop tick
-reconciler_daemon_restarts_total{task}         counter    daemons restarted after exiting
-reconciler_build_info{version}                 gauge      always 1
-reconciler_log_lines_dropped_total             counter    log lines not written: stdout too
-                                                          slow or stopped (``run.output``
-                                                          first), closed, or full; see
-                                                          ``log.dropped``
-process_*, python_info                         various    prometheus_client's process and
-                                                          platform collectors
-=============================================  =========  ==================================
-
-For each task the counters of every outcome, of the contract's skip reasons and of
-daemon restarts exist at 0 from the task's first appearance (``declare_tasks`` makes
-that happen at load time), so ``increase()`` counts the first failure too. The
-``*_created`` series of prometheus_client are left out.
+All in the controller's own registry (``Metrics``), exposed at ``/metrics``. The table of
+every metric, its type, labels and meaning is docs/METRICS.md (checked against this
+class by tests/test_metrics_doc.py).
 
 HTTP
 ----

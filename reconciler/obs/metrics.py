@@ -35,7 +35,7 @@ TICK_LAG_BUCKETS = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )  # fmt: skip
 
-OUTCOMES = ("succeeded", "failed", "timed-out", "stopped")
+OUTCOMES = ("succeeded", "failed", "timed-out", "oom-killed", "stopped")
 # The contract's skip reasons, created at 0 with a task's first series (see _touch).
 SKIP_REASONS = ("max-concurrency", "deadline", "coalesced", "suspended")
 
