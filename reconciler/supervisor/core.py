@@ -7,64 +7,23 @@ import functools
 import logging
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from reconciler.supervisor.cgroups import CgroupError, Cgroups, RunCgroup, kill_all
-from reconciler.supervisor.descendants import ProcScan, send
+from reconciler.supervisor.live import DRAIN_SECONDS, KILL_WAIT_SECONDS, LiveRun, Strays
 from reconciler.supervisor.model import Exited, RunHandle, RunSpec, SpawnError
 from reconciler.supervisor.procinfo import group_exists, read_stat
-from reconciler.supervisor.pump import OutputCallback, Pump, Stream, Waker
+from reconciler.supervisor.pump import OutputCallback, Pump, Stream
 from reconciler.supervisor.reaper import describe_status, reap_all
 from reconciler.supervisor.spawn import prepare, spawn
 
 log = logging.getLogger("reconciler.supervisor")
 
-# After its process ends, a run waits at most this long for its pipes to reach EOF
-# (a background grandchild may hold them open forever).
-DRAIN_SECONDS = 1.0
-# After SIGKILL, how long a stopped run waits for its process group to be empty.
-KILL_WAIT_SECONDS = 1.0
-# Nothing tells us when the last member of a group exits if it was not our child.
-GROUP_RECHECK_SECONDS = 0.25
-# Adopted runs without a pidfd are only noticed by looking at /proc.
-ADOPTED_RECHECK_SECONDS = 1.0
-# One look at /proc serves every run stopped within this long (stop_all, one poll()).
-SCAN_REUSE_SECONDS = 0.05
 # A run's cgroup still holding processes when the run is reported (what it daemonized)
 # is tried again this often, and removed once empty.
 CGROUP_RETRY_SECONDS = 5.0
-
-
-@dataclass(eq=False)
-class _Run:
-    handle: RunHandle
-    popen: subprocess.Popen[bytes] | None = None
-    streams: list[Stream] = field(default_factory=list)
-    open_streams: int = 0
-    waker: Waker | None = None
-    # Set when the leader process is over (reaped, or vanished from /proc if adopted).
-    ended_at: float | None = None
-    ended_mono: float | None = None
-    exit_code: int | None = None
-    signal: str | None = None
-    stop_reason: str | None = None
-    # Stopping: SIGTERM sent, SIGKILL due at kill_deadline (monotonic).
-    kill_deadline: float | None = None
-    kill_sent: float | None = None
-    # When nothing more is awaited from the process group; the drain clock starts here.
-    settled: float | None = None
-    abandoned: bool = False
-    group_gone: bool = False
-    # Adopted runs that do not lead their own group are signalled alone.
-    whole_group: bool = True
-    # Descendants outside the run's group found since it was stopped: pid -> start ticks.
-    strays: dict[int, int] = field(default_factory=dict)
-    # Runs with memoryMax, cpuMax or processesMax: their cgroup (cgroups.py).
-    cgroup: RunCgroup | None = None
 
 
 class Supervisor:
@@ -73,14 +32,13 @@ class Supervisor:
     def __init__(self, on_output: OutputCallback, wake: Callable[[], None] | None = None) -> None:
         self._wake = wake or (lambda: None)
         self._lock = threading.Lock()
-        self._runs: dict[str, _Run] = {}
-        self._by_pid: dict[int, _Run] = {}
+        self._runs: dict[str, LiveRun] = {}
+        self._by_pid: dict[int, LiveRun] = {}
         self._closed = False
         self._pump = Pump(on_output)
         # Streams of runs started inside holding_output(), read once it ends.
         self._held: list[Stream] | None = None
-        self._scan: ProcScan | None = None
-        self._scan_at = 0.0
+        self._strays = Strays()
         self._cgroups = Cgroups()
         # Cgroups of reported runs that still held processes; removed once empty.
         self._leftover: list[RunCgroup] = []
@@ -124,7 +82,7 @@ class Supervisor:
                 started_at=started_at,
                 adopted=False,
             )
-            run = _Run(handle, popen=spawned.popen, open_streams=2, cgroup=cgroup)
+            run = LiveRun(handle, popen=spawned.popen, open_streams=2, cgroup=cgroup)
             self._runs[spec.run_id] = run
             self._by_pid[pid] = run
             on_done = functools.partial(self._stream_done, run)
@@ -171,7 +129,7 @@ class Supervisor:
             os.close(pidfd)  # the pid was reused between the two looks
             return None
         handle = RunHandle(run_id, task, pid, st.pgid, start_ticks, started_at, adopted=True)
-        run = _Run(handle, whole_group=st.pgid == pid, cgroup=self._cgroups.adopt(run_id, pid))
+        run = LiveRun(handle, whole_group=st.pgid == pid, cgroup=self._cgroups.adopt(run_id, pid))
         with self._lock:
             if run_id in self._runs:
                 if pidfd is not None:
@@ -184,27 +142,6 @@ class Supervisor:
         return handle
 
     # --- stopping -------------------------------------------------------------------------
-
-    def _signal(self, run: _Run, sig: signal.Signals) -> bool:
-        """Signal the run's process group; False when there is nobody left to signal."""
-        if run.group_gone:
-            return False
-        h = run.handle
-        try:
-            if run.whole_group:
-                os.killpg(h.pgid, sig)
-            else:
-                st = read_stat(h.pid)
-                if run.ended_mono is not None or st is None or st.start_ticks != h.start_ticks:
-                    return False
-                os.kill(h.pid, sig)
-        except ProcessLookupError:
-            run.group_gone = True
-            return False
-        except PermissionError as exc:
-            log.warning("cannot signal run %s (pgid %d): %s", h.run_id, h.pgid, exc.strerror)
-            return False
-        return True
 
     def stop(self, run_id: str, grace: float, reason: str) -> None:
         """SIGTERM to the run's process group now, SIGKILL when `grace` runs out.
@@ -220,15 +157,15 @@ class Supervisor:
             if run.kill_deadline is None:
                 # Look for strays before the group gets its signal: a member dying of it
                 # would cut the ppid link to what it started.
-                strays = self._strays(run, now)
+                strays = self._strays.of(run, now)
                 if run.ended_mono is None:
                     run.stop_reason = reason
-                    self._signal(run, signal.SIGTERM)
-                    self._signal_strays(run, strays, signal.SIGTERM)
-                elif self._signal(run, signal.SIGTERM) | bool(strays):
+                    run.send_signal(signal.SIGTERM)
+                    self._strays.signal(run, strays, signal.SIGTERM)
+                elif run.send_signal(signal.SIGTERM) | bool(strays):
                     # The leader ended on its own but its group (or what left it) lives
                     # on: they get their grace period too before the run is reported.
-                    self._signal_strays(run, strays, signal.SIGTERM)
+                    self._strays.signal(run, strays, signal.SIGTERM)
                     run.settled = None
                 else:
                     return
@@ -242,69 +179,19 @@ class Supervisor:
         for handle in self.running():
             self.stop(handle.run_id, grace_for(handle), reason)
 
-    def _escalate(self, run: _Run, now: float) -> None:
-        strays = self._strays(run, now)
-        self._signal(run, signal.SIGKILL)
+    def _escalate(self, run: LiveRun, now: float) -> None:
+        strays = self._strays.of(run, now)
+        run.send_signal(signal.SIGKILL)
         if run.cgroup is not None:
             kill_all(run.cgroup, signal.SIGKILL)
         run.kill_sent = now
         for pid, ticks in run.strays.items():
             strays.setdefault(pid, ticks)
-        self._signal_strays(run, strays, signal.SIGKILL, again=True)
-
-    # --- descendants that left the group ------------------------------------------------
-
-    def _proc_scan(self, now: float) -> ProcScan:
-        if self._scan is None or now - self._scan_at > SCAN_REUSE_SECONDS:
-            self._scan = ProcScan()
-            self._scan_at = now
-        return self._scan
-
-    def _strays(self, run: _Run, now: float) -> dict[int, int]:
-        """The live processes of a run outside its process group (pid -> start ticks):
-        below its leader, its group members or strays found before, or carrying its run
-        id in their environment. See descendants.py."""
-        h = run.handle
-        scan = self._proc_scan(now)
-        roots: set[int] = set()
-        leader = scan.procs.get(h.pid)
-        if run.ended_mono is None and leader is not None and leader.start_ticks == h.start_ticks:
-            roots.add(h.pid)
-        group: set[int] = set()
-        if run.whole_group:
-            group = {pid for pid, st in scan.procs.items() if st.pgid == h.pgid}
-            roots |= group
-        for pid, ticks in run.strays.items():
-            st = scan.procs.get(pid)
-            if st is not None and st.start_ticks == ticks:
-                roots.add(pid)
-        found = scan.below(roots) | scan.marked(h.run_id, h.start_ticks)
-        if run.cgroup is not None:
-            # The cgroup holds the whole tree, whatever left the group or cleared its
-            # environment; read after the scan, so a process forked since is in it.
-            found |= run.cgroup.pids()
-        found -= group
-        found.discard(h.pid)
-        found.discard(os.getpid())
-        out: dict[int, int] = {}
-        for pid in found:
-            st = scan.procs.get(pid) or read_stat(pid)
-            if st is not None and st.state not in ("Z", "X"):
-                out[pid] = st.start_ticks
-        return out
-
-    def _signal_strays(
-        self, run: _Run, strays: dict[int, int], sig: signal.Signals, again: bool = False
-    ) -> None:
-        """Signal strays not signalled before (all of them with `again`)."""
-        for pid, ticks in strays.items():
-            if again or run.strays.get(pid) != ticks:
-                run.strays[pid] = ticks
-                send(pid, ticks, sig)
+        self._strays.signal(run, strays, signal.SIGKILL, again=True)
 
     # --- observing ---------------------------------------------------------------------
 
-    def _stream_done(self, run: _Run, _stream: Stream) -> None:
+    def _stream_done(self, run: LiveRun, _stream: Stream) -> None:
         # Pump thread.
         with self._lock:
             run.open_streams -= 1
@@ -340,7 +227,7 @@ class Supervisor:
             if run.waker is not None:
                 self._pump.discard_waker(run.waker)
 
-    def _settle(self, run: _Run, now: float) -> None:
+    def _settle(self, run: LiveRun, now: float) -> None:
         if run.kill_deadline is None:
             run.settled = run.ended_mono
             return
@@ -348,9 +235,9 @@ class Supervisor:
         if run.whole_group and not group_alive:
             run.group_gone = True
         # Strays found only now (forked during the grace period) get the current signal.
-        strays = self._strays(run, now)
+        strays = self._strays.of(run, now)
         sig = signal.SIGTERM if run.kill_sent is None else signal.SIGKILL
-        self._signal_strays(run, strays, sig)
+        self._strays.signal(run, strays, sig)
         if not group_alive and not strays:
             run.settled = now
         elif run.kill_sent is not None and now >= run.kill_sent + KILL_WAIT_SECONDS:
@@ -397,28 +284,17 @@ class Supervisor:
                 out.append(self._finish(run))
         return out
 
-    def _finish(self, run: _Run) -> Exited:
+    def _finish(self, run: LiveRun) -> Exited:
         h = run.handle
         del self._runs[h.run_id]
         if self._by_pid.get(h.pid) is run:
             del self._by_pid[h.pid]
-        assert run.ended_at is not None
         oom_killed = False
         if run.cgroup is not None:
             oom_killed = run.cgroup.oom_killed()
             if not run.cgroup.remove():
                 self._leftover.append(run.cgroup)
-        return Exited(
-            run_id=h.run_id,
-            task=h.task,
-            pid=h.pid,
-            exit_code=run.exit_code,
-            signal=run.signal,
-            started_at=h.started_at,
-            ended_at=run.ended_at,
-            stop_reason=run.stop_reason,
-            oom_killed=oom_killed,
-        )
+        return run.exited(oom_killed)
 
     def ended(self) -> set[str]:
         """Runs whose process is over (reaped, or gone if adopted) but that poll() has not
@@ -437,22 +313,7 @@ class Supervisor:
         times: list[float] = []
         with self._lock:
             for run in self._runs.values():
-                if run.kill_deadline is not None and run.kill_sent is None:
-                    times.append(run.kill_deadline)
-                if run.ended_mono is None:
-                    if run.handle.adopted and run.waker is None:
-                        times.append(now + ADOPTED_RECHECK_SECONDS)
-                elif run.settled is None:
-                    if run.kill_deadline is None:
-                        times.append(now)
-                    else:
-                        times.append(now + GROUP_RECHECK_SECONDS)
-                        if run.kill_sent is not None:
-                            times.append(run.kill_sent + KILL_WAIT_SECONDS)
-                elif run.open_streams == 0:
-                    times.append(now)
-                elif not run.abandoned:
-                    times.append(run.settled + DRAIN_SECONDS)
+                times.extend(run.deadlines(now))
         return min(times) if times else None
 
     def close(self) -> None:
