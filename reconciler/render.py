@@ -31,6 +31,36 @@ def print_table(
     print(table(headers, rows), file=out or sys.stdout)
 
 
+# `-o json` speaks camelCase, as kubectl does (the JSON log keeps snake_case); units are
+# spelled out as in the HTTP API, and the next due time is `nextRun` everywhere, as in get.
+_JSON_KEYS = {
+    "next_due": "nextRun",
+    "duration_s": "durationSeconds",
+    "age_s": "ageSeconds",
+    "uptime_s": "uptimeSeconds",
+}
+_USER_KEYED = frozenset({"env", "labels"})  # maps whose keys the user chose: left alone
+
+
+def camel_keys(obj: Any) -> Any:
+    """`obj` with every snake_case key in camelCase (`last_run` -> `lastRun`)."""
+    if isinstance(obj, list):
+        return [camel_keys(v) for v in obj]
+    if isinstance(obj, dict):
+        return {_camel(k): v if k in _USER_KEYED else camel_keys(v) for k, v in obj.items()}
+    return obj
+
+
+def _camel(key: Any) -> Any:
+    if not isinstance(key, str) or "_" not in key or not key.islower():
+        return key
+    known = _JSON_KEYS.get(key)
+    if known is not None:
+        return known
+    head, *rest = key.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
 def dump_json(obj: Any, out: TextIO | None = None) -> None:
     json.dump(obj, out or sys.stdout, indent=2, ensure_ascii=False)
     (out or sys.stdout).write("\n")

@@ -1,4 +1,4 @@
-"""`-o json` of every command speaks camelCase (`nextRun`, `invalidFiles`), as kubectl does;
+"""`-o json` of every command speaks camelCase (`nextRun`, `lastRun`, `exitCode`), as kubectl does;
 keys that are the user's own (env names, labels) are left as written."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from controller_harness import ControllerProc, start, wait_until, write_task
 
 CAMEL = re.compile(r"^[a-z][a-zA-Z0-9]*$")
 USER_KEYS = {"env", "labels"}  # maps whose keys the user chose
@@ -81,3 +83,38 @@ def test_get_plan_and_validate(tmp_path: Path) -> None:
     report = reconciler("validate", spec, "-o", "json")
     assert report["invalidFiles"] == 1 and report["valid"] is False
     assert not_camel(report) == []
+
+
+def test_status_and_diff_of_a_running_controller(
+    dirs: tuple[Path, Path], controllers: list[ControllerProc]
+) -> None:
+    write_task(dirs[0], "flaky", {"schedule": "* * * * * *", "command": ["sh", "-c", "exit 3"],
+                                  "env": {"MY_VAR": "x"}})
+    write_task(dirs[0], "web", {"type": "daemon", "command": ["sleep", "1000"]})
+    c = start(controllers, dirs)
+    c.wait_for("run.exited", task="flaky")
+    state = dirs[1]
+
+    def flaky_of(status: Any) -> Any:
+        return next(t for t in status["tasks"] if t["name"] == "flaky")
+
+    # The run history is written just after a tick: its last run shows a moment later.
+    wait_until(lambda: flaky_of(reconciler("status", "--state-dir", state, "-o", "json"))
+               ["lastRun"] is not None, what="status shows flaky's last run")
+    status = reconciler("status", "--state-dir", state, "-o", "json")
+    assert not_camel(status) == []
+    flaky = flaky_of(status)
+    assert flaky["nextRun"] and flaky["lastRun"]["exitCode"] == 3
+    assert isinstance(flaky["lastRun"]["durationSeconds"], float)
+    assert status["controller"]["specDir"] and status["running"][0]["runId"]
+
+    # Edited documents elsewhere: the controller would apply them at once in its own folder.
+    edited = dirs[0].parent / "edited"
+    edited.mkdir(mode=0o755)
+    write_task(edited, "web", {"type": "daemon", "command": ["sleep", "2000"]})
+    write_task(edited, "flaky", {"schedule": "*/5 * * * * *", "command": ["true"]})
+    diff = reconciler("diff", edited, "--state-dir", state, "-o", "json")
+    assert not_camel(diff) == [] and diff["otherHosts"] == []
+    actions = [a for t in diff["tasks"] for a in t["actions"]]
+    assert any("runIds" in a for a in actions) and any("nextRun" in a for a in actions)
+    assert c.stop() == 0

@@ -224,29 +224,29 @@ def test_status_json(fake: tuple[FakeController, Path, dict[str, Task]]) -> None
     data = json.loads(r.stdout)
     c = data["controller"]
     assert c["pid"] == os.getpid()
-    assert 3590 < c["uptime_s"] < 3700
-    assert c["spec_dir"] == "/srv/specs"
+    assert 3590 < c["uptimeSeconds"] < 3700
+    assert c["specDir"] == "/srv/specs"
     assert c["identity"] == {"addresses": ["10.0.0.5"], "names": ["web-3"]}
     assert data["specs"]["errors"][0]["line"] == 7
-    assert data["specs"]["tasks_for_host"] == 5
-    running = {r["run_id"]: r for r in data["running"]}
+    assert data["specs"]["tasksForHost"] == 5
+    running = {r["runId"]: r for r in data["running"]}
     assert set(running) == {"web-1", "old-1", "gone-1", "nightly-1"}
     assert running["nightly-1"]["pid"] == 4004
-    assert 9 < running["nightly-1"]["age_s"] < 60
+    assert 9 < running["nightly-1"]["ageSeconds"] < 60
     assert running["nightly-1"]["due"].endswith(("+01:00", "+02:00"))  # the task's zone
     tasks = {t["name"]: t for t in data["tasks"]}
     assert set(tasks) == {"nightly", "web", "old-daemon", "gone-cron", "every"}
     n = tasks["nightly"]
-    due = datetime.fromisoformat(n["next_due"])
+    due = datetime.fromisoformat(n["nextRun"])
     assert (due.hour, due.minute) == (3, 0) and due.timestamp() > ctl.now
-    assert n["last_run"]["outcome"] == "failed" and n["last_run"]["exit_code"] == 3
-    assert n["last_run"]["duration_s"] == 1.5
+    assert n["lastRun"]["outcome"] == "failed" and n["lastRun"]["exitCode"] == 3
+    assert n["lastRun"]["durationSeconds"] == 1.5
     # @every: the controller's anchor, A + k*90 s.
-    every_due = datetime.fromisoformat(tasks["every"]["next_due"]).timestamp()
+    every_due = datetime.fromisoformat(tasks["every"]["nextRun"]).timestamp()
     anchor = int(ctl.now) - 200
     assert (every_due - anchor) % 90 == 0 and ctl.now - 1 <= every_due <= ctl.now + 91
     assert tasks["web"]["daemon"]["state"] == "running"
-    assert tasks["web"]["next_due"] is None
+    assert tasks["web"]["nextRun"] is None
 
 
 def test_status_human(fake: tuple[FakeController, Path, dict[str, Task]]) -> None:
@@ -306,13 +306,13 @@ def test_diff_changes_json(fake: tuple[FakeController, Path, dict[str, Task]], t
     assert data["added"] == ["new-daemon"]
     assert data["changed"] == ["nightly", "web"]
     assert data["removed"] == ["gone-cron", "old-daemon"]
-    assert data["other_hosts"] == ["db-only"]  # the controller's identity: web-3, 10.0.0.5
+    assert data["otherHosts"] == ["db-only"]  # the controller's identity: web-3, 10.0.0.5
     tasks = {t["name"]: t for t in data["tasks"]}
     actions = {n: {a["action"]: a for a in t["actions"]} for n, t in tasks.items()}
 
     assert tasks["web"]["fields"] == ["spec.command"]
     restart = actions["web"]["restart-daemon"]
-    assert restart["pids"] == [4001] and restart["run_ids"] == ["web-1"]
+    assert restart["pids"] == [4001] and restart["runIds"] == ["web-1"]
     # The unchanged env shows masked and equal on both sides: not part of the diff.
     assert "KEY" not in "".join(
         line for line in tasks["web"]["diff"].splitlines() if line[:1] in "+-"
@@ -321,7 +321,7 @@ def test_diff_changes_json(fake: tuple[FakeController, Path, dict[str, Task]], t
 
     assert tasks["nightly"]["fields"] == ["spec.schedule"]
     assert actions["nightly"]["left-running"]["pids"] == [4004]
-    nxt = datetime.fromisoformat(actions["nightly"]["schedule"]["next_due"])
+    nxt = datetime.fromisoformat(actions["nightly"]["schedule"]["nextRun"])
     assert (nxt.hour, nxt.minute) == (4, 30)
 
     assert actions["old-daemon"]["stop-daemon"]["pids"] == [4002]
@@ -462,7 +462,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path,
         wait_status(
             state,
             lambda d: any(r["task"] == "sleeper" for r in d["running"])
-            and any(t["name"] == "often" and t["last_run"] for t in d["tasks"]),
+            and any(t["name"] == "often" and t["lastRun"] for t in d["tasks"]),
         )
         yield spec, state, proc
     finally:
@@ -484,8 +484,8 @@ def test_live_status(live: tuple[Path, Path, subprocess.Popen[bytes]]) -> None:
     assert data["controller"]["identity"] == {"addresses": ["10.99.0.1"], "names": ["test-host"]}
     tasks = {t["name"]: t for t in data["tasks"]}
     assert tasks["sleeper"]["daemon"]["state"] == "running"
-    assert tasks["often"]["last_run"]["outcome"] == "succeeded"
-    assert tasks["often"]["next_due"] is not None
+    assert tasks["often"]["lastRun"]["outcome"] == "succeeded"
+    assert tasks["often"]["nextRun"] is not None
     human = cli("status", "--state-dir", state)
     assert human.returncode == 0 and "sleeper" in human.stdout and "live-secret" not in human.stdout
 

@@ -82,7 +82,7 @@ def test_one_history_file_of_an_older_controller_is_split(dirs, controllers) -> 
         capture_output=True, text=True, check=True,
     )
     tasks = {t["name"]: t for t in json.loads(out.stdout)["tasks"]}
-    assert tasks["yearly"]["last_run"]["run_id"] == "old-7"
+    assert tasks["yearly"]["lastRun"]["runId"] == "old-7"
     assert c2.stop() == 0
 
 

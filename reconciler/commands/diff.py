@@ -268,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
         against = {"controller": False, "pid": None, "state_dir": str(sd.path), "spec_dir": None}
         against_text = f"nothing (no controller is running for state directory {sd.path})"
     if args.output == "json":
-        render.dump_json(as_json(outcome, against, identity))
+        render.dump_json(render.camel_keys(as_json(outcome, against, identity)))
     else:
         print_human(outcome, against_text, now)
     return 1 if outcome.changes else 0

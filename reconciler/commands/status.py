@@ -315,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
         render.error("status", str(exc))
         return 1
     if args.output == "json":
-        render.dump_json(data)
+        render.dump_json(render.camel_keys(data))
         return 0
     print_human(data, now)
     sys.stdout.flush()
