@@ -28,7 +28,7 @@ RUN groupadd --gid 10001 reconciler \
 WORKDIR /tmp/reconciler-src
 COPY pyproject.toml README.md ./
 COPY reconciler ./reconciler
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir ".[etcd]" \
  && cd / && rm -rf /tmp/reconciler-src \
  && reconciler --version
 
