@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
-import ipaddress
 import os
 import queue
 import resource
@@ -38,11 +36,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from reconciler import __version__
-from reconciler.obs.metrics import CONTENT_TYPE, Metrics
+from reconciler.obs.httpaddr import parse_http_addr, resolve
+from reconciler.obs.httpanswer import Endpoints, Handler, Routes
+from reconciler.obs.metrics import Metrics
 
 __all__ = [
     "FD_RESERVE",
@@ -63,7 +61,6 @@ LISTEN_BACKLOG = 128
 ACCEPT_BURST = 64  # accepts per wake-up before the other sockets get a turn
 ACCEPT_PAUSE_S = 0.1  # out of descriptors: try again after this, do not spin
 
-_ALLOWED = "GET, HEAD"
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n"
     b"Connection: close\r\n\r\n"
@@ -73,153 +70,6 @@ _TOO_BIG = (
     b"Connection: close\r\n\r\n"
 )
 _FAILED = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-
-
-def parse_http_addr(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` -> ``(host, port)``; IPv6 as ``[::1]:9100``.
-
-    Raises ValueError for a missing host (``:9100``: binding every interface must be
-    asked for, as ``0.0.0.0:9100`` or ``[::]:9100``), a missing or bad port, or an
-    IPv6 address without brackets.
-    """
-    text = text.strip()
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        raise ValueError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:9100")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f"{text!r}: {host!r} is not an IPv6 address") from None
-    elif ":" in host:
-        raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. [::1]:9100")
-    if not host:
-        raise ValueError(
-            f"{text!r}: the host is missing; use 127.0.0.1:PORT, or 0.0.0.0:PORT for all"
-        )
-    if not port_text.isascii() or not port_text.isdigit():
-        raise ValueError(f"{text!r}: the port must be a number")
-    port = int(port_text)
-    if port > 65535:
-        raise ValueError(f"{text!r}: the port must be at most 65535")
-    return host, port
-
-
-# More read-only pages (the run history): path with query -> (status, type, body), or
-# None for 404. Called on a worker thread, never on the controller loop.
-Routes = Callable[[str], tuple[int, str, bytes] | None]
-
-
-@dataclass(frozen=True)
-class _Endpoints:
-    metrics: Metrics
-    healthy: Callable[[], bool]
-    ready: Callable[[], bool]
-    routes: Routes | None = None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Answers one complete request head, read from and written to memory: the socket
-    stays with the I/O thread."""
-
-    server_version = f"reconciler/{__version__}"
-    sys_version = ""
-    protocol_version = "HTTP/1.1"
-
-    def __init__(self, head: bytes, client_address: Any, endpoints: _Endpoints) -> None:
-        # BaseRequestHandler.__init__ would run handle() on a socket; there is none here.
-        self.endpoints = endpoints
-        self.client_address = client_address
-        self._out = io.BytesIO()
-        self.rfile = io.BytesIO(head)
-        self.wfile = self._out
-        self.close_connection = True
-        self.handle_one_request()
-        headers = getattr(self, "headers", None)
-        if headers is not None and (
-            headers.get("Content-Length", "0").strip() not in ("", "0")
-            or "Transfer-Encoding" in headers
-        ):
-            # A body we do not read would be taken for the next request.
-            self.close_connection = True
-
-    def answer(self) -> bytes:
-        return self._out.getvalue()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def __getattr__(self, name: str) -> Any:
-        # BaseHTTPRequestHandler answers 501 for a method without `do_<METHOD>`; every
-        # method but GET and HEAD is "not allowed" here, so answer 405 for all of them.
-        if name.startswith("do_"):
-            return self._method_not_allowed
-        raise AttributeError(name)
-
-    def do_GET(self) -> None:
-        self._serve(head=False)
-
-    def do_HEAD(self) -> None:
-        self._serve(head=True)
-
-    def _serve(self, head: bool) -> None:
-        path = self.path.partition("?")[0]
-        ep = self.endpoints
-        if path == "/metrics":
-            try:
-                body = ep.metrics.render()
-            except Exception:
-                self._reply(500, b"metrics collection failed\n", head=head)
-                return
-            self._reply(200, body, head=head, content_type=CONTENT_TYPE)
-        elif path == "/healthz":
-            if _call(ep.healthy):
-                self._reply(200, b"ok\n", head=head)
-            else:
-                self._reply(503, b"unhealthy\n", head=head)
-        elif path == "/readyz":
-            if _call(ep.ready):
-                self._reply(200, b"ok\n", head=head)
-            else:
-                self._reply(503, b"not ready\n", head=head)
-        elif ep.routes is not None and (found := ep.routes(self.path)) is not None:
-            self._reply(found[0], found[2], head=head, content_type=found[1])
-        else:
-            self._reply(404, b"not found\n", head=head)
-
-    def _method_not_allowed(self) -> None:
-        # The request may carry a body we will not read: close after answering.
-        self.close_connection = True
-        self._reply(405, b"method not allowed\n", head=False, extra={"Allow": _ALLOWED}, close=True)
-
-    def _reply(
-        self,
-        code: int,
-        body: bytes,
-        head: bool,
-        content_type: str = "text/plain; charset=utf-8",
-        extra: dict[str, str] | None = None,
-        close: bool = False,
-    ) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        if close:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-
-def _call(check: Callable[[], bool]) -> bool:
-    try:
-        return bool(check())
-    except Exception:
-        return False
 
 
 def _head_end(buf: bytearray) -> int:
@@ -297,7 +147,7 @@ class HttpServer:
         when the address cannot be bound (in use, not local, unknown name)."""
         if self._sock is not None:
             return
-        family, sockaddr = _resolve(self.host, self._requested_port)
+        family, sockaddr = resolve(self.host, self._requested_port)
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -317,7 +167,7 @@ class HttpServer:
         self._sel.register(sock, selectors.EVENT_READ, _LISTENER)
         self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKE)
         self._accepting = True
-        endpoints = _Endpoints(self.metrics, self.healthy, self.ready, self.routes)
+        endpoints = Endpoints(self.metrics, self.healthy, self.ready, self.routes)
         self._workers = [
             threading.Thread(
                 target=self._work, args=(endpoints,), name=f"reconciler-http-{i}", daemon=True
@@ -359,11 +209,11 @@ class HttpServer:
 
     # --- workers: build answers --------------------------------------------------------
 
-    def _work(self, endpoints: _Endpoints) -> None:
+    def _work(self, endpoints: Endpoints) -> None:
         while (job := self._jobs.get()) is not None:
             conn, head = job
             try:
-                handler = _Handler(head, conn.addr, endpoints)
+                handler = Handler(head, conn.addr, endpoints)
                 result = (conn, handler.answer(), handler.close_connection)
             except Exception:
                 result = (conn, _FAILED, True)
@@ -544,21 +394,6 @@ def _refuse(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.send(_BUSY)
     sock.close()
-
-
-def _resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
-    """The one address to bind: a literal as given, a name's first resolution."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        if not infos:
-            raise OSError(f"cannot resolve {host!r}") from None
-        family, _, _, _, sockaddr = infos[0]
-        return family, sockaddr
-    if ip.version == 6:
-        return socket.AF_INET6, (host, port, 0, 0)
-    return socket.AF_INET, (host, port)
 
 
 def serve_http(
