@@ -3,6 +3,7 @@ dirs) around a real etcd on loopback: placement: one, fencing, outages, daemon l
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -124,6 +125,10 @@ def test_etcd_paused_skip_and_run_fallbacks_never_delay_the_tick(
     etcd.pause()
     paused_at = time.time()
     time.sleep(6)
+    # status.json tells (for `status`): etcd unreachable, due times skipped for want of it.
+    part = json.loads((tmp_path / "state-0" / "status.json").read_text())["coordination"]
+    assert part["reachable"] is False and part["skipped_no_coordination"] >= 3
+    assert part["host"] == "host0" and part["fleet"] == "default"
     etcd.resume()
     resumed_at = time.time()
     time.sleep(5)

@@ -320,7 +320,8 @@ class Controller:
         if started:
             self.journal.after_spawn(self.executor.records())
         self.requests.answer(answers)
-        self.coord.passed(actions, self.clock())
+        if self.coord.passed(actions, self.clock(), self._status):  # status.json changed
+            self.files.dirty.add(STATUS_FILE)
         self.metrics.set_retries_waiting(len(self.journal.retries))
         self._note_notifications()
 

@@ -50,7 +50,8 @@ class Coordination(Protocol):
     def tasks_now(self, tasks: Mapping[str, Any], all_tasks: Mapping[str, Any],
                   spec_errors: int) -> None: ...
 
-    def passed(self, actions: Sequence[Action], now: float) -> None: ...
+    def passed(self, actions: Sequence[Action], now: float, status: dict[str, Any]) -> bool:
+        ...
 
     def publish(self, summary: RunSummary) -> None: ...
 
@@ -85,8 +86,8 @@ class NoCoordination:
                   spec_errors: int) -> None:
         self._placed = placed_one(tasks)  # refused here: decide() starts none of them
 
-    def passed(self, actions: Sequence[Action], now: float) -> None:
-        pass
+    def passed(self, actions: Sequence[Action], now: float, status: dict[str, Any]) -> bool:
+        return False
 
     def publish(self, summary: RunSummary) -> None:
         pass
@@ -137,6 +138,10 @@ class EtcdCoordination:
         self._pending: dict[tuple[str, int], float] = {}
         self._tokens: dict[tuple[str, int], int] = {}  # won claims, until their run ends
         self._placed: dict[str, Any] = {}
+        self._no_coordination = 0  # due times skipped for want of etcd, since start
+        self._status_key: tuple[Any, ...] | None = None
+        self._status_since = 0.0
+        self._status_part: dict[str, Any] | None = None
         # Marks this process's claims (another process of the same host is another claimant).
         self._claim_value = {"host": info.host, "claimant": secrets.token_hex(8)}
         self._workers = [
@@ -211,10 +216,31 @@ class EtcdCoordination:
         )
         self.keeper.spec_changed()
 
-    def passed(self, actions: Sequence[Action], now: float) -> None:
-        """A pass of the loop is over: its skips are published, `now` is the last tick."""
+    def passed(self, actions: Sequence[Action], now: float, status: dict[str, Any]) -> bool:
+        """A pass of the loop is over: its skips are published, `now` is the last tick,
+        and status.json's `coordination` is brought up to date (True: it changed)."""
         self.keeper.info.last_tick = now
         self.record(actions)
+        keeper = self.keeper
+        key = (keeper.reachable, keeper.lease is not None, tuple(sorted(keeper.locks)),
+               self._no_coordination)
+        if key == self._status_key and status.get("coordination") is self._status_part:
+            return False
+        if key[:3] != (self._status_key or (None,) * 3)[:3]:
+            self._status_since = now
+        self._status_key = key
+        self._status_part = {
+            "fleet": self.config.fleet,
+            "host": self.host,
+            "endpoints": list(self.config.endpoints),
+            "reachable": key[0],
+            "lease": key[1],
+            "since": self._status_since,  # when reachable, lease or locks last changed
+            "locks": list(key[2]),
+            "skipped_no_coordination": key[3],
+        }
+        status["coordination"] = self._status_part
+        return True
 
     def publish(self, summary: RunSummary) -> None:
         self.keeper.publisher.summaries.append(summary)
@@ -223,6 +249,8 @@ class EtcdCoordination:
     def record(self, actions: Sequence[Action]) -> None:
         """Summaries of the due times this pass skipped (the loop's actions)."""
         for a in actions:
+            if isinstance(a, SkipRun) and a.reason == "no-coordination":
+                self._no_coordination += 1
             if isinstance(a, SkipRun) and a.due is not None and a.count == 1 \
                     and a.reason not in UNPUBLISHED_SKIPS:
                 self.publish(RunSummary(task=a.task, due=a.due, host=self.host,
