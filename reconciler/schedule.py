@@ -58,6 +58,7 @@ the year 9999) is returned; ``None`` is returned instead.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import weakref
@@ -87,13 +88,14 @@ def _q(text: str) -> str:
 
 # --- fields -------------------------------------------------------------------------
 
-_MONTH_NAMES = {
-    n: i + 1
-    for i, n in enumerate(
-        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-    )
-}
-_DOW_NAMES = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+_MONTH_FULL = (
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december",
+)  # fmt: skip
+_DOW_FULL = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+# Three letters or the full English name, any case.
+_MONTH_NAMES = {n: i + 1 for i, full in enumerate(_MONTH_FULL) for n in (full[:3], full)}
+_DOW_NAMES = {n: i for i, full in enumerate(_DOW_FULL) for n in (full[:3], full)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,7 +155,8 @@ def _parse_step(text: str, fd: _FieldDef) -> int:
 # Fleets write the same few field texts (`0`, `*/5`, `1-5`, `17`) across thousands of
 # distinct schedules: each (text, field) is parsed once. Errors are not cached.
 @lru_cache(maxsize=8192)
-def _parse_field(text: str, fd: _FieldDef) -> frozenset[int]:
+def _parse_field(text: str, fd: _FieldDef, hashed: int | None = None) -> frozenset[int]:
+    """`hashed`: the field's hash of the task name (see `hash_value`) when it uses `H`."""
     items = text.split(",")
     if len(items) > 1 and any(item.startswith("*") for item in items):
         raise ScheduleError(f"{fd.name}: * inside a list '{_q(text)}'")
@@ -161,6 +164,9 @@ def _parse_field(text: str, fd: _FieldDef) -> frozenset[int]:
     for item in items:
         if not item:
             raise ScheduleError(f"{fd.name}: empty item in list '{_q(text)}'")
+        if item[0] == "H":
+            values.update(_parse_hashed(item, fd, hashed))
+            continue
         base, slash, step_text = item.partition("/")
         step = _parse_step(step_text, fd) if slash else 1
         if base == "*":
@@ -183,6 +189,141 @@ def _parse_field(text: str, fd: _FieldDef) -> frozenset[int]:
         values.discard(7)
         values.add(0)
     return frozenset(values)
+
+
+# --- H (hashed, as Jenkins) -----------------------------------------------------------
+
+_HASHED_ITEM = re.compile(r"H(?:\(([^()]*)-([^()]*)\))?(?:/(.*))?", re.S)
+_USES_HASH = re.compile(r"(?:^|[\s,])H")
+# Jenkins' ranges for a bare H: day-of-month 1-28 (a day every month has), weekday 0-6.
+_HASH_HI = {"day-of-month": 28, "day-of-week": 6}
+
+
+def hash_value(name: str, key: str) -> int:
+    """The first 8 bytes of SHA-256 of ``name + "\\n" + key`` (UTF-8), big-endian.
+
+    `H` uses key = the field's name (``minute``, ``day-of-week``, ...), `jitterSeconds`
+    the host's name: the same on every host, every start and every version.
+    """
+    digest = hashlib.sha256(f"{name}\n{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _parse_hashed(item: str, fd: _FieldDef, hashed: int | None) -> range:
+    """`H`, `H(a-b)`, `H/n`, `H(a-b)/n`: one value of the range (a step from it with /n)."""
+    m = _HASHED_ITEM.fullmatch(item)
+    if m is None:
+        raise ScheduleError(f"{fd.name}: '{_q(item)}' is not H, H(a-b), H/n or H(a-b)/n")
+    if hashed is None:
+        raise ScheduleError(f"{fd.name}: H needs the task's name")
+    if m.group(1) is None:
+        a, b = fd.lo, _HASH_HI.get(fd.name, fd.hi)
+    else:
+        a, b = _parse_value(m.group(1), fd), _parse_value(m.group(2), fd)
+        if b < a:
+            raise ScheduleError(f"{fd.name}: reversed range in {_q(item)}")
+    size = b - a + 1
+    if m.group(3) is None:
+        start = a + hashed % size
+        return range(start, start + 1)
+    step = _parse_step(m.group(3), fd)
+    return range(a + hashed % min(step, size), b + 1, step)
+
+
+# --- L, W, # (day fields) -------------------------------------------------------------
+
+# Rules beyond plain day numbers, as tuples (kind, ...), evaluated per month shape:
+_LAST = 0  # (0, n): day-of-month L-n (n days before the last day; L is L-0)
+_NEAREST = 1  # (1, n): nW, the weekday nearest day n within the month
+_LAST_WEEKDAY = 2  # (2,): LW, the last Monday-to-Friday day
+_NTH = 3  # (3, weekday, n): weekday#n, the n-th such weekday of the month
+_LAST_OF = 4  # (4, weekday): weekdayL, the last such weekday of the month
+_Rule = tuple[int, ...]
+_Day = tuple[frozenset[int], frozenset[_Rule]]
+
+
+def _digits(text: str, item: str, fd: _FieldDef, what: str, lo: int, hi: int) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 3 or not lo <= int(text) <= hi:
+        raise ScheduleError(f"{fd.name}: {what} in '{_q(item)}' must be a number {lo}-{hi}")
+    return int(text)
+
+
+@lru_cache(maxsize=4096)
+def _parse_days(text: str, fd: _FieldDef, hashed: int | None = None) -> _Day:
+    """A day field: plain values as `_parse_field`, plus the L/W/# rules."""
+    if text == "?":
+        text = "*"
+    elif "?" in text:
+        raise ScheduleError(f"{fd.name}: ? stands alone (it means *)")
+    items = text.split(",")
+    special = [i for i in items if _is_rule(i, fd)]
+    if not special:
+        return _parse_field(text, fd, hashed), frozenset()
+    plain = [i for i in items if not _is_rule(i, fd)]
+    if any(i.startswith("*") for i in plain):
+        raise ScheduleError(f"{fd.name}: * inside a list '{_q(text)}'")
+    rules = frozenset(_parse_rule(i, fd) for i in special)
+    values = _parse_field(",".join(plain), fd, hashed) if plain else frozenset()
+    return values, rules
+
+
+def _is_rule(item: str, fd: _FieldDef) -> bool:
+    up = item.upper()
+    if fd is _DOM:
+        return "L" in up or up.endswith("W")
+    return "#" in item or up.endswith("L")  # no weekday name ends in L
+
+
+def _parse_rule(item: str, fd: _FieldDef) -> _Rule:
+    up = item.upper()
+    if fd is _DOM:
+        if up == "LW":
+            return (_LAST_WEEKDAY,)
+        if up == "L":
+            return (_LAST, 0)
+        if up.startswith("L-"):
+            return (_LAST, _digits(up[2:], item, fd, "the days before L", 0, 30))
+        if up.endswith("W") and "L" not in up:
+            return (_NEAREST, _digits(up[:-1], item, fd, "the day before W", 1, 31))
+        raise ScheduleError(
+            f"{fd.name}: '{_q(item)}' is not L, L-n, nW or LW (e.g. L-3, 15W; no ranges or steps)"
+        )
+    if "#" in item:
+        day, _, nth = item.partition("#")
+        weekday = _parse_value(day, fd) % 7
+        return (_NTH, weekday, _digits(nth, item, fd, "the week after #", 1, 5))
+    if up == "L":
+        raise ScheduleError(f"{fd.name}: L needs a weekday before it (5L: the last Friday)")
+    return (_LAST_OF, _parse_value(item[:-1], fd) % 7)
+
+
+def _rule_days(rules: frozenset[_Rule], dim: int, first: int) -> set[int]:
+    """Days of a month of `dim` days whose 1st is weekday `first` (0 = Sunday) that the
+    rules select."""
+    out: set[int] = set()
+    for rule in rules:
+        kind = rule[0]
+        if kind == _LAST:
+            day = dim - rule[1]
+        elif kind == _NEAREST:
+            day = rule[1]
+            if day > dim:
+                continue
+            weekday = (first + day - 1) % 7
+            if weekday == 6:  # Saturday: the Friday before, or Monday when it is the 1st
+                day = day - 1 if day > 1 else day + 2
+            elif weekday == 0:  # Sunday: the Monday after, or Friday when it is the last
+                day = day + 1 if day < dim else day - 2
+        elif kind == _LAST_WEEKDAY:
+            weekday = (first + dim - 1) % 7
+            day = dim - 1 if weekday == 6 else dim - 2 if weekday == 0 else dim
+        elif kind == _NTH:
+            day = 1 + (rule[1] - first) % 7 + 7 * (rule[2] - 1)
+        else:  # _LAST_OF
+            day = dim - ((first + dim - 1) % 7 - rule[1]) % 7
+        if 1 <= day <= dim:
+            out.add(day)
+    return out
 
 
 # --- calendar -----------------------------------------------------------------------
@@ -218,23 +359,44 @@ def _next_table(values: frozenset[int], size: int) -> tuple[int, ...]:
     return tuple(table)
 
 
-_ALL_DAYS = (True,) * 7
-_NO_DAYS = (False,) * 7
+_DaySpec = tuple[frozenset[int], frozenset[int], bool, frozenset[_Rule], frozenset[_Rule]]
 
 
+class _DayRows:
+    """The matching days of the 28 month shapes (28 to 31 days, times the weekday of the
+    1st), each as a table row[d] = first matching day >= d, or 32; built as months need."""
+
+    __slots__ = ("spec", "rows")
+
+    def __init__(self, spec: _DaySpec) -> None:
+        self.spec = spec
+        self.rows: list[tuple[int, ...] | None] = [None] * 28
+
+    def build(self, dim: int, first: int) -> tuple[int, ...]:
+        doms, dows, either_day, dom_rules, dow_rules = self.spec
+        by_dom = _rule_days(dom_rules, dim, first) if dom_rules else ()
+        by_dow = _rule_days(dow_rules, dim, first) if dow_rules else ()
+        row = [32] * 33
+        nxt = 32
+        for d in range(dim, 0, -1):
+            in_dom = d in doms or d in by_dom
+            in_dow = (first + d - 1) % 7 in dows or d in by_dow
+            if (in_dom or in_dow) if either_day else (in_dom and in_dow):
+                nxt = d
+            row[d] = nxt
+        found = tuple(row)
+        self.rows[(dim - 28) * 7 + first] = found  # a race builds the same row twice
+        return found
+
+
+# Shared by every schedule with the same day fields (see the tables above).
 @lru_cache(maxsize=4096)
-def _day_table(doms: frozenset[int], dows: frozenset[int], either_day: bool) -> tuple[bool, ...]:
-    """t[d * 7 + weekday] (0 = Sunday): whether day-of-month d on that weekday matches."""
-    by_weekday = tuple(w in dows for w in range(7))
-    if either_day:  # in_dom or in_dow
-        rows = [_ALL_DAYS if d in doms else by_weekday for d in range(32)]
-    else:  # in_dom and in_dow
-        rows = [by_weekday if d in doms else _NO_DAYS for d in range(32)]
-    return tuple(ok for row in rows for ok in row)
+def _day_rows(spec: _DaySpec) -> _DayRows:
+    return _DayRows(spec)
 
 
 _Set = frozenset[int]
-_Fields = tuple[_Set, _Set, _Set, _Set, _Set, _Set, bool]
+_Fields = tuple[_Set, _Set, _Set, _Set, _Set, _Set, bool, frozenset[_Rule], frozenset[_Rule]]
 
 
 class _Cron:
@@ -250,7 +412,7 @@ class _Cron:
         "hour_next",
         "month_next",
         "first_month",
-        "day_ok",
+        "days",
         "_fields",
     )
 
@@ -263,20 +425,24 @@ class _Cron:
         months: frozenset[int],
         dows: frozenset[int],
         either_day: bool,
+        dom_rules: frozenset[_Rule] = frozenset(),
+        dow_rules: frozenset[_Rule] = frozenset(),
     ) -> None:
-        self._fields: _Fields | None = (seconds, minutes, hours, doms, months, dows, either_day)
+        self._fields: _Fields | None = (
+            seconds, minutes, hours, doms, months, dows, either_day, dom_rules, dow_rules
+        )  # fmt: skip
         self.first_month = min(months)
 
     def _compile(self) -> None:
         fields = self._fields
         assert fields is not None
-        seconds, minutes, hours, doms, months, dows, either_day = fields
+        seconds, minutes, hours, doms, months, dows, either_day, dom_rules, dow_rules = fields
         self.sec_next = _next_table(seconds, 60)
         self.min_next = _next_table(minutes, 60)
         self.hour_next = _next_table(hours, 24)
         # Index 0 unused; 13 is the sentinel for "no later month this year".
         self.month_next = _next_table(months, 13)
-        self.day_ok = _day_table(doms, dows, either_day)  # index d * 7 + weekday
+        self.days = _day_rows((doms, dows, either_day, dom_rules, dow_rules))
         self._fields = None  # last: another thread sees the tables complete or compiles too
 
     def match(self, lo: int, hi: int) -> int | None:
@@ -290,7 +456,8 @@ class _Cron:
         if self._fields is not None:
             self._compile()
         sec_next, min_next, hour_next = self.sec_next, self.min_next, self.hour_next
-        month_next, day_ok = self.month_next, self.day_ok
+        month_next, day_rows = self.month_next, self.days
+        rows = day_rows.rows
         days, sod = divmod(lo, _DAY)
         h, rest = divmod(sod, 3600)
         mi, s = divmod(rest, 60)
@@ -316,8 +483,10 @@ class _Cron:
             if mo == 2 and y % 4 == 0 and (y % 100 != 0 or y % 400 == 0):
                 dim = 29
             # ordinal % 7 is 0 on Sundays (ordinal 1 is Monday, 1 January of year 1).
-            while d <= dim and not day_ok[d * 7 + (month_ord + d - 1) % 7]:
-                d += 1
+            row = rows[(dim - 28) * 7 + month_ord % 7] or day_rows.build(dim, month_ord % 7)
+            nd = row[d]
+            if nd != d:
+                d = nd
                 h = mi = s = 0
             if d > dim:
                 mo += 1
@@ -486,14 +655,33 @@ def _describe(values: list[int]) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _fires(doms: frozenset[int], months: frozenset[int]) -> bool:
-    return any(d <= _DIM_MAX[m] for m in months for d in doms)
+def _fires(doms: frozenset[int], months: frozenset[int], rules: frozenset[_Rule]) -> bool:
+    # L-n needs n days before the last; nW day n itself (LW always has a day).
+    return any(d <= _DIM_MAX[m] for m in months for d in doms) or any(
+        r[0] == _LAST_WEEKDAY or (r[1] < _DIM_MAX[m] if r[0] == _LAST else r[1] <= _DIM_MAX[m])
+        for m in months
+        for r in rules
+    )
 
 
-def _check_fires(doms: frozenset[int], months: frozenset[int]) -> None:
-    if _fires(doms, months):
+def _rule_text(rule: _Rule) -> str:
+    if rule[0] == _LAST:
+        return f"L-{rule[1]}" if rule[1] else "L"
+    return f"{rule[1]}W" if rule[0] == _NEAREST else "LW"
+
+
+def _check_fires(
+    doms: frozenset[int], months: frozenset[int], rules: frozenset[_Rule] = frozenset()
+) -> None:
+    if _fires(doms, months, rules):
         return
     ds, ms = sorted(doms), sorted(months)
+    if rules:
+        texts = [*map(str, ds), *sorted(map(_rule_text, rules))]
+        raise ScheduleError(
+            f"never fires ({', '.join(texts)} of {'month' if len(ms) == 1 else 'months'} "
+            f"{_describe(ms)} {'does' if len(texts) == 1 else 'do'} not exist)"
+        )
     day_word = "day" if len(ds) == 1 else "days"
     month_word = "month" if len(ms) == 1 else "months"
     verb = "does" if len(ds) == 1 else "do"
@@ -599,20 +787,34 @@ def _next_cron(cron: _Cron, wildcard: bool, u: int, tz: tzinfo) -> int | None:
 # Parsed schedules in use, by their exact text: tasks that share a schedule share one
 # object, and a text seen again (a reload, `@hourly` on 1,000 tasks) is not parsed again.
 # Weak: an entry lives only as long as some task holds its schedule.
-_PARSED: weakref.WeakValueDictionary[str, Schedule] = weakref.WeakValueDictionary()
+# A text with `H` is keyed with the task's name too (its times depend on it).
+_PARSED: weakref.WeakValueDictionary[str | tuple[str, str], Schedule] = (
+    weakref.WeakValueDictionary()
+)
 
 
-def parse_schedule(text: str) -> Schedule:
-    """Parse a schedule; raises ``ScheduleError`` naming the field at fault."""
+def uses_hash(text: str) -> bool:
+    """Whether a schedule text has an `H` item (its times depend on the task's name)."""
+    return "H" in text and _USES_HASH.search(text) is not None
+
+
+def parse_schedule(text: str, name: str | None = None) -> Schedule:
+    """Parse a schedule; raises ``ScheduleError`` naming the field at fault.
+
+    `name`: the task's name, which `H` fields hash (without it `H` is an error).
+    """
     if not isinstance(text, str):
         raise ScheduleError(f"schedule must be a string, got {type(text).__name__}")
-    found = _PARSED.get(text)
+    key: str | tuple[str, str] = text
+    if name is not None and uses_hash(text):
+        key = (text, name)
+    found = _PARSED.get(key)
     if found is None:
-        found = _PARSED[text] = _parse(text)
+        found = _PARSED[key] = _parse(text, name if key is not text else None)
     return found
 
 
-def _parse(text: str) -> Schedule:
+def _parse(text: str, name: str | None = None) -> Schedule:
     parts = text.split()
     if not parts:
         raise ScheduleError("empty schedule")
@@ -642,12 +844,26 @@ def _parse(text: str) -> Schedule:
         parts = ["0", *parts]
     elif len(parts) != 6:
         raise ScheduleError(f"expected 5 or 6 fields, got {len(parts)}")
-    values = [_parse_field(p, fd) for p, fd in zip(parts, _FIELDS, strict=True)]
-    seconds, minutes, hours, doms, months, dows = values
-    dom_star, dow_star = parts[3].startswith("*"), parts[5].startswith("*")
+    if "?" in text:
+        for p, fd in zip(parts, _FIELDS, strict=True):
+            if "?" in p and fd is not _DOM and fd is not _DOW:
+                raise ScheduleError(f"{fd.name}: ? is only for day-of-month and day-of-week")
+    # Keyed by the field's name, so `H` is the same minute in five and six fields.
+    hashes = [
+        hash_value(name, fd.name) if name is not None and "H" in p else None
+        for p, fd in zip(parts, _FIELDS, strict=True)
+    ]
+    seconds, minutes, hours, months = (
+        _parse_field(parts[i], _FIELDS[i], hashes[i]) for i in (0, 1, 2, 4)
+    )
+    doms, dom_rules = _parse_days(parts[3], _DOM, hashes[3])
+    dows, dow_rules = _parse_days(parts[5], _DOW, hashes[5])
+    # `?` is `*`: unrestricted, so either-may-match needs both fields restricted.
+    dom_star, dow_star = parts[3][:1] in ("*", "?"), parts[5][:1] in ("*", "?")
     either_day = not dom_star and not dow_star
     if not either_day:
-        _check_fires(doms, months)
-    wildcard = any(p.startswith("*") for p in parts[:3])
-    cron = _Cron(seconds, minutes, hours, doms, months, dows, either_day)
+        _check_fires(doms, months, dom_rules)
+    # H in second, minute or hour is a fixed time, unless it steps (H/n).
+    wildcard = any(p.startswith("*") or (p.startswith("H") and "/" in p) for p in parts[:3])
+    cron = _Cron(seconds, minutes, hours, doms, months, dows, either_day, dom_rules, dow_rules)
     return Schedule(text=text, kind="cron", wildcard=wildcard, _cron=cron)
