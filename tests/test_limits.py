@@ -14,6 +14,7 @@ import pytest
 from helpers_proc import Harness, created_user, harness, wait_for
 
 from reconciler.supervisor import Limits, RunSpec, SpawnError
+from reconciler.supervisor import cgroupprobe as probe
 from reconciler.supervisor import cgroups as cg
 from reconciler.supervisor.procinfo import read_stat
 
@@ -347,19 +348,19 @@ def test_probe_reads_v2_and_v1_mounts(tmp_path: Path) -> None:
         f"39 31 0:36 / {tmp_path}/pids rw,relatime - cgroup cgroup rw,pids\n"
     )
     proc = "8:pids:/x\n0::/sys.slice/reconciler.service\n"
-    sup = cg.probe(mountinfo, proc, 0)
-    assert sup.where["memory"] == cg.Hierarchy(2, f"{tmp_path}/unified", str(v2))
+    sup = probe.probe(mountinfo, proc, 0)
+    assert sup.where["memory"] == probe.Hierarchy(2, f"{tmp_path}/unified", str(v2))
     assert sup.where["cpu"].version == 2
-    assert sup.where["pids"] == cg.Hierarchy(1, f"{tmp_path}/pids", str(v1))
+    assert sup.where["pids"] == probe.Hierarchy(1, f"{tmp_path}/pids", str(v1))
     # A read-only cgroupfs (a container without a writable one): nothing usable, and why.
     ro = mountinfo.replace("rw,relatime", "ro,relatime")
-    sup = cg.probe(ro, proc, 0)
+    sup = probe.probe(ro, proc, 0)
     assert sup.where == {}
     assert "not writable" in sup.why_not["memory"] and "not writable" in sup.why_not["pids"]
     # A cgroup namespace root (container): the path is relative to the mount's root.
     inner = "50 31 0:38 /sys.slice/reconciler.service /c rw - cgroup2 cgroup2 rw\n"
     assert (
-        cg._inside("/c", "/sys.slice/reconciler.service", "/sys.slice/reconciler.service/x")
+        probe._inside("/c", "/sys.slice/reconciler.service", "/sys.slice/reconciler.service/x")
         == "/c/x"
     )
-    assert cg.probe(inner, "0::/\n", 0).why_not["memory"].startswith("no memory")
+    assert probe.probe(inner, "0::/\n", 0).why_not["memory"].startswith("no memory")
