@@ -167,10 +167,11 @@ def test_a_restricted_5th_or_6th_field_is_read_as_documented_and_said(
     )
 
 
-def test_unrestricted_5th_and_6th_fields_need_no_warning() -> None:
-    docs, problems = _convert('[{"Command": "a", "Times": "*/5 0 9 1 * *"}]')
-    assert problems == []
-    assert len(docs[0]["metadata"]) == 1 and docs[0]["spec"]["schedule"] == "*/5 0 9 1 * *"
+@pytest.mark.parametrize("times", ["*/5 0 9 1 * *", "0 0 9 15 * ?", "0 0 9 ? * *"])
+def test_unrestricted_5th_and_6th_fields_need_no_warning(times: str) -> None:
+    result = convert("gotorch", '[{"Command": "a", "Times": "' + times + '"}]', "t.json")
+    assert [p.render("t.json") for p in result.problems] == []  # and the loader takes `?`
+    assert result.tasks[0].spec["schedule"] == times
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,14 @@ def split_array(text: str) -> tuple[list[_Entry], Problem | None]:
     return entries, None
 
 
+_ANY = ("*", "?")  # `?` is `*` in a day field (Quartz, robfig/cron; ours too)
+
+
+def _any_day(field: str) -> bool:
+    """Unrestricted for cron's day rule: `*`, `*/n` (as cron reads it) or `?`."""
+    return field.startswith("*") or field == "?"
+
+
 class _Reject(Exception):
     """The entry cannot be converted; the message says why."""
 
@@ -182,13 +190,13 @@ class _EntryReader:
             raise _Reject(f"Times {times!r} has {len(fields)} fields; gotorch takes 6 "
                           f"({DOCUMENTED_ORDER})")
         dom, dow = fields[3], fields[5]
-        if not dom.startswith("*") and not dow.startswith("*"):
+        if not _any_day(dom) and not _any_day(dow):
             # gotorch needs both to match; cron rules (ours) run when either matches.
             raise _Reject(f"Times {times!r} restricts both day-of-month and day-of-week: "
                           "gotorch ran only when both matched, reconciler (as cron) runs "
                           "when either does")
         month = fields[4]
-        if month != "*" or dow != "*":
+        if month not in _ANY or dow not in _ANY:
             # gotorch documents `... month day-of-week`; its own parser took the 5th
             # field for the day of the week and the 6th for the month. The documented
             # order wins, and the user is told, since either may be what their task did.
