@@ -248,3 +248,55 @@ def test_daemon_stopped_by_a_holder_that_cannot_renew(
             break
         time.sleep(0.1)
     assert sum(len(c.find("run.started", task="singleton")) for c in cs) == 2
+
+
+@pytest.mark.slow
+def test_outage_of_30s_and_a_claimant_killed_never_run_twice(
+    dirs: tuple[Path, Path], tmp_path: Path, etcd: EtcdServer, controllers: list[ControllerProc]
+) -> None:
+    """The issue's failure budget: a controller SIGKILLed while holding a claim (and
+    restarted on its state), then a 30-second etcd outage: no due second runs twice on
+    the fleet, and every due second is run or logged on every host that was up."""
+    spec, _ = dirs
+    write_task(spec, "report", {"schedule": "* * * * * *", "placement": "one",
+                                "command": ["sleep", "0.5"]})
+    cs = fleet(spec, tmp_path, etcd, controllers, n=3)
+    # Kill the winner of a due second while its run (and its claim) are live.
+    victim_i = None
+    deadline = time.monotonic() + 10
+    while victim_i is None and time.monotonic() < deadline:
+        victim_i = next((i for i, c in enumerate(cs) if c.find("run.started", task="report")),
+                        None)
+        time.sleep(0.02)
+    assert victim_i is not None
+    victim = cs[victim_i]
+    victim.kill()
+    killed_at = time.time()
+    time.sleep(2)
+    again = ControllerProc(spec, tmp_path / f"state-{victim_i}",
+                           ["--etcd", etcd.url, "--etcd-lease-ttl", str(TTL),
+                            "--hostname", f"host{victim_i}", "--host-ip",
+                            f"10.99.0.{victim_i + 1}"])
+    controllers.append(again)
+    again.wait_for("coordination.available", timeout=30)
+    time.sleep(3)
+    etcd.stop()
+    stopped_at = time.time()
+    time.sleep(30)
+    etcd.start()
+    time.sleep(2 * TTL + 4)
+    everyone = [*cs, again]
+    per_due = Counter(d for d, _, _ in starts(everyone, "report"))
+    assert max(per_due.values()) == 1, [d for d, n in per_due.items() if n > 1]
+    last = int(time.time()) - 2
+    for c in [c for c in cs if c is not victim]:
+        first = min(handled(c, "report"))
+        assert set(range(first, last)) <= handled(c, "report")
+        reasons = {e["reason"] for e in c.find("run.skipped", task="report")
+                   if stopped_at + 2 <= epoch(e["due"]) < stopped_at + 28}
+        assert reasons == {"no-coordination"}
+    # The restarted controller: from its start on, every due second run or logged.
+    first = min(handled(again, "report"))
+    assert first <= killed_at + 12 and set(range(first, last)) <= handled(again, "report")
+    # Runs went on after the outage.
+    assert set(range(last - 3, last)) <= set(per_due)
