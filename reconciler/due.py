@@ -11,8 +11,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
+
+from reconciler.schedule import hash_value
+
+if TYPE_CHECKING:
+    from reconciler.hosts import HostIdentity
 
 # Beyond this many missed due times of one task in one tick, the older ones are not
 # enumerated one by one: a clock jumped by a year must not cost millions of iterations.
@@ -43,6 +48,20 @@ class DueTask(Protocol):
 
     @property
     def starting_deadline_seconds(self) -> int: ...
+
+
+def jitter_host(identity: HostIdentity) -> str:
+    """The host's name for `jitterSeconds`: its short name (up to the first dot, lower
+    case; the first in order if it has several), else its lowest address."""
+    short = sorted({n.split(".", 1)[0] for n in identity.names})
+    if short:
+        return short[0]
+    return min((str(a) for a in identity.addresses), default="")
+
+
+def jitter_offset(task: str, host: str, seconds: int) -> int:
+    """The delay in [0, seconds) of `task`'s runs on `host`: hash_value(task, host) % N."""
+    return hash_value(task, host) % seconds if seconds > 0 else 0
 
 
 @dataclass(frozen=True)
@@ -147,7 +166,7 @@ def _last_at_or_before(
 
 @dataclass(order=True)
 class _HeapItem:
-    due: int
+    due: int  # when the run starts: the due time plus the task's jitter
     task: str = field(compare=True)
     generation: int = field(compare=False, default=0)
 
@@ -157,14 +176,23 @@ class DueQueue:
 
     `cursors` is the ledger: the last due time handled per task. A task first seen (or
     whose schedule changed) starts from the second it was seen: nothing before that is due.
+
+    `jitterSeconds`: the heap holds due + jitter_offset(task, host, N), so a run is taken
+    that much later; everything else (DueSet, cursors, next_due) is the scheduled due time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "") -> None:
+        self.host = host  # see jitter_host
         self._heap: list[_HeapItem] = []
         self._generation: dict[str, int] = {}
         self._next: dict[str, int | None] = {}
         self._key: dict[str, tuple[object, ...]] = {}
+        self._jitter: dict[str, int] = {}
         self._removed: set[str] = set()
+
+    def jitter(self, task: DueTask) -> int:
+        """The task's delay on this host (0 without `jitterSeconds`)."""
+        return jitter_offset(task.name, self.host, getattr(task, "jitter_seconds", 0))
 
     def __len__(self) -> int:
         return len(self._next)
@@ -206,8 +234,13 @@ class DueQueue:
         for name, task in wanted.items():
             anchor = anchors.get(name)
             key = self._schedule_key(task, anchor)
+            jitter = self.jitter(task)
             if self._key.get(name) == key:
+                if self._jitter.get(name, 0) != jitter:  # the same due times, started later
+                    self._jitter[name] = jitter
+                    self._push(name, self._next.get(name))
                 continue
+            self._jitter[name] = jitter
             written = f"{key[0]}|{key[1]}"
             stale = schedules is not None and schedules.get(name, written) != written
             cursor = cursors.get(name)
@@ -230,18 +263,20 @@ class DueQueue:
         self._generation[name] = self._generation.get(name, 0) + 1
         self._next.pop(name, None)
         self._key.pop(name, None)
+        self._jitter.pop(name, None)
 
     def _push(self, name: str, due: int | None) -> None:
         gen = self._generation.get(name, 0) + 1
         self._generation[name] = gen
         self._next[name] = due
         if due is not None:
-            heapq.heappush(self._heap, _HeapItem(due, name, gen))
+            heapq.heappush(self._heap, _HeapItem(due + self._jitter.get(name, 0), name, gen))
 
     def next_due(self, name: str) -> int | None:
         return self._next.get(name)
 
     def earliest(self) -> int | None:
+        """The earliest second a run starts (its due time plus jitter)."""
         while self._heap:
             top = self._heap[0]
             if self._generation.get(top.task) == top.generation and top.task in self._next:
@@ -256,9 +291,9 @@ class DueQueue:
         cursors: Mapping[str, int],
         anchors: Mapping[str, int],
     ) -> list[DueSet]:
-        """Every task with a due time at or before `now`; advances the heap. Each DueSet's
-        `last` is its task's new cursor: the caller records it (the journal), the queue
-        changes no cursor."""
+        """Every task with a due time (plus jitter) at or before `now`; advances the heap.
+        Each DueSet's `last` is its task's new cursor: the caller records it (the
+        journal), the queue changes no cursor."""
         out: list[DueSet] = []
         while self._heap and self._heap[0].due <= now:
             item = heapq.heappop(self._heap)
@@ -267,13 +302,16 @@ class DueQueue:
                 continue
             task = tasks[name]
             assert task.schedule is not None
-            cursor = cursors.get(name, item.due - 1)
+            # With jitter j the due times up to now - j are taken, and their lateness
+            # (for the deadline) counts from due + j, when they were to start.
+            jitter = self._jitter.get(name, 0)
+            cursor = cursors.get(name, item.due - jitter - 1)
             due, nxt = collect_due(
                 name,
                 task.schedule,
                 task.timezone,
                 cursor,
-                now,
+                now - jitter,
                 task.starting_deadline_seconds,
                 anchors.get(name),
             )

@@ -19,6 +19,7 @@ from typing import Any
 from reconciler.controller import events
 from reconciler.controller.journal import DueJournal
 from reconciler.controller.specset import Refresh, SpecSet
+from reconciler.due import jitter_host
 from reconciler.hosts import HostIdentity, matches
 from reconciler.obs import Metrics
 from reconciler.reconcile import DueQueue, DueSet
@@ -57,7 +58,7 @@ class DesiredState:
         self.metrics = metrics
         self.clock = clock
         self.specs = SpecSet(spec_dir)
-        self.queue = DueQueue()
+        self.queue = DueQueue(jitter_host(identity))  # jitterSeconds: delays per host
         self.tasks: dict[str, Task] = {}  # this host's tasks in force
         self.all_tasks: dict[str, Task] = {}  # every task of the directory
         self.daemon_tasks: dict[str, Task] = {}

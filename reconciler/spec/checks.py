@@ -34,11 +34,11 @@ class Checked:
 
 # Parsing is pure, and fleets repeat the same few schedules and hosts entries.
 @lru_cache(maxsize=4096)
-def _schedule(text: str) -> Schedule | str:
+def _schedule(text: str, name: str | None = None) -> Schedule | str:
     from reconciler.schedule import ScheduleError, parse_schedule
 
     try:
-        return parse_schedule(text)
+        return parse_schedule(text, name)
     except ScheduleError as exc:
         return str(exc)
 
@@ -53,6 +53,12 @@ def _host(text: str) -> HostPattern | str:
         return str(exc)
 
 
+def _task_name(data: dict[str, Any]) -> str:
+    meta = data.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""  # a bad name is the schema's to report
+
+
 def _has_nul(value: Any) -> bool:
     return isinstance(value, str) and "\x00" in value
 
@@ -65,7 +71,8 @@ def check_semantics(data: Any) -> Checked:
     issues = out.issues
     schedule = spec.get("schedule")
     if isinstance(schedule, str) and schedule and spec.get("type", "cron") == "cron":
-        parsed = _schedule(schedule)
+        # `H` hashes the task's name: only such texts are keyed (and cached) by it.
+        parsed = _schedule(schedule, _task_name(data) if "H" in schedule else None)
         if isinstance(parsed, str):
             issues.append(Issue(("spec", "schedule"), parsed))
         else:

@@ -305,6 +305,8 @@ def _task(
         norm["maxConcurrency"] = spec.max_concurrency
         norm["concurrencyPolicy"] = spec.concurrency_policy
         norm["startingDeadlineSeconds"] = spec.starting_deadline_seconds
+        if spec.jitter_seconds:  # absent when 0: documents of before keep their hash
+            norm["jitterSeconds"] = spec.jitter_seconds
     if spec.timeout_seconds is not None:
         norm["timeoutSeconds"] = spec.timeout_seconds
     norm["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds
@@ -364,6 +366,7 @@ def _task(
         max_concurrency=1 if daemon else spec.max_concurrency,
         concurrency_policy="Forbid" if daemon else spec.concurrency_policy,
         starting_deadline_seconds=spec.starting_deadline_seconds,
+        jitter_seconds=0 if daemon else spec.jitter_seconds,
         timeout_seconds=spec.timeout_seconds,
         termination_grace_period_seconds=spec.termination_grace_period_seconds,
         restart_policy=spec.restart_policy if daemon else "Never",

@@ -30,6 +30,7 @@ CRON_ONLY = (
     "schedule", "concurrencyPolicy", "startingDeadlineSeconds", "maxConcurrency",
     "placementFallback",
     "retry",
+    "jitterSeconds",
 )
 DAEMON_ONLY = ("restartPolicy", "replicas", "crashLoop")
 
@@ -160,6 +161,7 @@ class Spec(_Strict):
         default="Forbid", alias="concurrencyPolicy"
     )
     starting_deadline_seconds: Seconds = Field(default=10, alias="startingDeadlineSeconds")
+    jitter_seconds: Seconds = Field(default=0, alias="jitterSeconds")
     timeout_seconds: PositiveSeconds | None = Field(default=None, alias="timeoutSeconds")
     termination_grace_period_seconds: Seconds = Field(
         default=30, alias="terminationGracePeriodSeconds"

@@ -113,6 +113,7 @@ class Task:
     placement: str = "all"
     placement_fallback: str = "skip"
     replicas: int = 1  # daemons: processes kept, each with RECONCILER_REPLICA = 0..N-1
+    jitter_seconds: int = 0  # cron: runs start a stable per-host delay in [0, N) late
     # Failure handling and notifications (reconciler.notify delivers them).
     success_exit_codes: frozenset[int] = frozenset({0})
     retry: Retry | None = None

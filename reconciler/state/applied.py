@@ -92,6 +92,6 @@ def applied_schedule(task: AppliedTask) -> AppliedSchedule:
     if task.type != "cron" or not isinstance(text, str):
         return AppliedSchedule(None, zone)
     try:
-        return AppliedSchedule(parse_schedule(text), zone)
+        return AppliedSchedule(parse_schedule(text, task.name), zone)
     except ValueError as exc:
         return AppliedSchedule(None, zone, f"schedule: {exc}")
