@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from reconciler.due import jitter_offset
 from reconciler.envmask import hashed_document, plain
 from reconciler.hosts import HostIdentity, matches
 from reconciler.reconcile import (
@@ -85,8 +86,9 @@ def next_due(
 
 @dataclass(frozen=True, order=True)
 class PlanEntry:
-    due: int
+    start: int  # the due time plus the task's jitter on the host (jitterSeconds)
     task: str
+    due: int
 
 
 class PlanTooLarge(Exception):
@@ -106,12 +108,14 @@ def plan_tasks(tasks: Mapping[str, Task], identity: HostIdentity) -> list[Task]:
     ]
 
 
-def _due_times(task: Task, start: int) -> Iterator[PlanEntry]:
+def _due_times(task: Task, start: int, host: str) -> Iterator[PlanEntry]:
     assert task.schedule is not None
     # `@every` is anchored at --from: due at from+D, from+2D, ...
     anchor = start if task.schedule.kind == "every" else None
-    for due in task.schedule.iter_due(start, task.timezone, anchor):
-        yield PlanEntry(due, task.name)
+    jitter = jitter_offset(task.name, host, task.jitter_seconds)
+    first = start - jitter if anchor is None else start  # runs that start from `start` on
+    for due in task.schedule.iter_due(first, task.timezone, anchor):
+        yield PlanEntry(due + jitter, task.name, due)
 
 
 def plan(
@@ -120,20 +124,21 @@ def plan(
     until: float | None = None,
     count: int | None = None,
     limit: int | None = PLAN_LIMIT,
+    host: str = "",
 ) -> Iterator[PlanEntry]:
-    """Due times at or after `start` and before `until` (or the first `count`), merged
-    across tasks in order of time, then task name.
+    """Runs starting at or after `start` and before `until` (or the first `count`), merged
+    across tasks in order of start time, then task name. `host`: see due.jitter_host.
 
     With `until`, raises PlanTooLarge before yielding anything when the window holds
     more than `limit` due times.
     """
     first = math.ceil(start)
-    merged: Iterator[PlanEntry] = heapq.merge(*(_due_times(t, first) for t in tasks))
+    merged: Iterator[PlanEntry] = heapq.merge(*(_due_times(t, first, host) for t in tasks))
     if count is not None:
         return itertools.islice(merged, max(0, count))
     if until is None:
         raise ValueError("plan needs until or count")
-    window = itertools.takewhile(lambda e: e.due < until, merged)
+    window = itertools.takewhile(lambda e: e.start < until, merged)
     if limit is None:
         return window
     head = list(itertools.islice(window, limit + 1))

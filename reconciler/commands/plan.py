@@ -1,4 +1,5 @@
-"""`reconciler plan DIR --host H --from T (--until T | --count N)`: due times of one host."""
+"""`reconciler plan DIR [--host H] [--task NAME]... --from T (--until T | --count N)`: due
+times of one host (this machine without --host), with each run's start under jitterSeconds."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import time
 from datetime import datetime
 
 from reconciler import render
+from reconciler.due import jitter_host
 from reconciler.fleet import PLAN_LIMIT, PlanEntry, PlanTooLarge, load, plan, plan_tasks
-from reconciler.hosts import HostIdentity, identity_for
+from reconciler.hosts import HostIdentity, detect_identity, identity_for
 
 
 def rfc3339_arg(text: str) -> float:
@@ -57,8 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "plan",
         help="list the due times of a host's cron tasks in a time window",
-        description="List the due times of the cron tasks that run on host H, merged and "
-        "sorted by time then task. --from is included, --until excluded; times are "
+        description="List the due times of the cron tasks that run on host H (default: this "
+        "machine), merged and sorted by start time then task. A task with jitterSeconds "
+        "starts its runs a delay after their due time that depends on the host's name: "
+        "START shows it (JSON: start). --from is included, --until excluded, both for the "
+        "start; times are "
         "RFC 3339 with an offset or Z. @every is anchored at --from, @reboot, daemons and "
         f"suspended tasks are not listed. A --until window with more than {PLAN_LIMIT} "
         "due times is refused: use --count.",
@@ -66,11 +71,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("paths", nargs="+", metavar="DIR", help="spec directory or files")
     p.add_argument(
         "--host",
-        required=True,
         type=host_arg,
         metavar="H",
-        help="the host: an IP address or a hostname (or both, comma-separated)",
+        help="the host: an IP address or a hostname (or both, comma-separated; jitter needs "
+        "the name); default: this machine (RECONCILER_HOST_IP, RECONCILER_HOSTNAME honoured)",
     )
+    p.add_argument("--task", dest="tasks", action="append", metavar="NAME",
+                   help="list only this task (repeatable)")
     p.add_argument("--from", dest="start", type=rfc3339_arg, metavar="T",
                    help="first instant, included (default: now)")
     end = p.add_mutually_exclusive_group(required=True)
@@ -90,10 +97,20 @@ def run(args: argparse.Namespace) -> int:
     start = args.start if args.start is not None else time.time()
     if args.until is not None and args.until <= start:
         args._parser.error("--until must be after --from")
-    tasks = plan_tasks(result.tasks, args.host)
+    identity = args.host if args.host is not None else detect_identity()
+    if args.tasks:
+        unknown = sorted(set(args.tasks) - result.tasks.keys())
+        if unknown:
+            names = ", ".join(map(repr, unknown))
+            render.error("plan", f"no task named {names} in {' '.join(args.paths)}")
+            return 2
+    chosen = {n: t for n, t in result.tasks.items() if not args.tasks or n in args.tasks}
+    tasks = plan_tasks(chosen, identity)
     zones = {t.name: t.timezone for t in tasks}
+    jittered = {t.name for t in tasks if t.jitter_seconds}
     try:
-        entries = plan(tasks, start, until=args.until, count=args.count)
+        entries = plan(tasks, start, until=args.until, count=args.count,
+                       host=jitter_host(identity))
     except PlanTooLarge:
         render.error(
             "plan",
@@ -102,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
 
-    def due_text(e: PlanEntry) -> str:
-        return render.rfc3339_offset(e.due, zones[e.task]) or ""
+    def text(u: int, e: PlanEntry) -> str:
+        return render.rfc3339_offset(u, zones[e.task]) or ""
 
     out = sys.stdout
     # Streamed: `--count` may ask for many lines, and each line is final once merged.
@@ -112,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
         n = 0
         for e in entries:
             out.write(",\n  " if n else "\n  ")
-            out.write(json.dumps({"task": e.task, "due": due_text(e)}))
+            item = {"task": e.task, "due": text(e.due, e)}
+            if e.task in jittered:  # only tasks with jitterSeconds: the run's start
+                item["start"] = text(e.start, e)
+            out.write(json.dumps(item))
             n += 1
         out.write("\n]\n" if n else "]\n")
         return 0
@@ -120,9 +140,11 @@ def run(args: argparse.Namespace) -> int:
     header = False
     for e in entries:
         if not header:
-            out.write(f"{'DUE'.ljust(width)}   TASK\n")
+            start_col = f"{'START'.ljust(width)}   " if jittered else ""
+            out.write(f"{start_col}{'DUE'.ljust(width)}   TASK\n")
             header = True
-        out.write(f"{due_text(e).ljust(width)}   {e.task}\n")
+        start_col = f"{text(e.start, e).ljust(width)}   " if jittered else ""
+        out.write(f"{start_col}{text(e.due, e).ljust(width)}   {e.task}\n")
     if not header:
         print("No due times in this window.", file=sys.stderr)
     return 0
