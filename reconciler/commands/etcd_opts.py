@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 
@@ -44,6 +45,8 @@ def etcd_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Et
             if getattr(args, opt, None):
                 parser.error(f"--{opt.replace('_', '-')} needs --etcd")
         return None
+    if importlib.util.find_spec("etcd3gw") is None:
+        parser.error("--etcd needs the etcd client: pip install 'reconciler[etcd]'")
     for url in endpoints:
         if not re.match(r"^(https?://)?[\w.\-\[\]:]+(:\d+)?/?$", url):
             parser.error(f"--etcd: {url!r} is not an endpoint URL (http://HOST:PORT)")

@@ -148,17 +148,21 @@ class EtcdCoordination:
             threading.Thread(target=self._work, name=f"etcd-claim-{i}", daemon=True)
             for i in range(workers)
         ]
+        self._started = False
         self._closed = False
 
     # --- life cycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        self._started = True
         self.keeper.start()
         for worker in self._workers:
             worker.start()
 
     def close(self) -> None:
         """Stop the threads and revoke the lease: our locks and presence go at once."""
+        if not self._started or self._closed:
+            return  # never started (the controller failed before), or closed already
         self._closed = True
         for _ in self._workers:
             self._claims.put(None)
