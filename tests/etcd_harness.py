@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -29,12 +30,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def make_certs(folder: Path) -> Path:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n"
+                                    "extendedKeyUsage=serverAuth,clientAuth\n")
+    for name in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", f"{name}.crt")
+    return folder
+
+
 class EtcdServer:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, tls: Path | None = None) -> None:
         self.data_dir = data_dir
+        self.tls = tls  # from make_certs: clients must show a certificate of its CA
         self.client_port = free_port()
         self.peer_port = free_port()
-        self.url = f"http://127.0.0.1:{self.client_port}"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.client_port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"etcd-{self.client_port}.log"
 
@@ -47,7 +69,7 @@ class EtcdServer:
                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", f"test={peer}", "--initial-cluster-state", "new",
-                # An fsync per write on a busy CI disk is the claim's latency: keep it.
+                *self._tls_args(),
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.log, "ab"),  # noqa: SIM115 - kept open by the child
@@ -59,12 +81,27 @@ class EtcdServer:
                 raise RuntimeError(f"etcd exited: {self.log.read_text()[-2000:]}")
             with (
                 contextlib.suppress(OSError, ValueError),
-                urllib.request.urlopen(self.url + "/health", timeout=0.5) as resp,
+                urllib.request.urlopen(self.url + "/health", timeout=0.5,
+                                       context=self._context()) as resp,
             ):
                 if json.loads(resp.read()).get("health") in ("true", True):
                     return
             time.sleep(0.1)
         raise RuntimeError("etcd did not become healthy")
+
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        d = self.tls
+        return ["--cert-file", str(d / "server.crt"), "--key-file", str(d / "server.key"),
+                "--client-cert-auth", "--trusted-ca-file", str(d / "ca.crt")]
+
+    def _context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.tls / "ca.crt"))
+        ctx.load_cert_chain(str(self.tls / "client.crt"), str(self.tls / "client.key"))
+        return ctx
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -3,14 +3,19 @@ time-outs, locks."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import etcd_harness
 import pytest
-from etcd_harness import EtcdServer, etcd_server
+from controller_harness import ControllerProc, cli, write_task
+from etcd_harness import EtcdServer, etcd_server, make_certs
 
 from reconciler.coordination import CLAIM_TIMEOUT_S, EtcdConfig, EtcdCoordination, HostInfo
 from reconciler.coordination.etcd import EtcdEngine
@@ -144,3 +149,34 @@ def test_lock_held_by_one_released_on_close_taken_by_another(etcd: EtcdServer) -
     finally:
         for c in cs:
             c.close()
+
+
+def test_tls_with_client_certificates(tmp_path: Path, controllers: list[Any]) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    certs = make_certs(tmp_path / "certs")
+    server = EtcdServer(tmp_path / "tls-data", tls=certs)
+    if server.tls is not None and etcd_harness.ETCD is None:
+        pytest.skip("etcd is not installed")
+    server.start()
+    try:
+        tls = ["--etcd", server.url, "--etcd-cacert", str(certs / "ca.crt"),
+               "--etcd-cert", str(certs / "client.crt"), "--etcd-key", str(certs / "client.key")]
+        spec = tmp_path / "specs"
+        spec.mkdir()
+        os.chmod(spec, 0o755)
+        write_task(spec, "report", {"schedule": "* * * * * *", "placement": "one",
+                                    "command": ["true"]})
+        c = ControllerProc(spec, tmp_path / "state", [*tls, "--hostname", "tls-host"])
+        controllers.append(c)
+        c.wait_for("coordination.available", timeout=30)
+        c.wait_for("run.started", task="report", timeout=10)
+        out = cli("fleet", "hosts", *tls, "-o", "json")
+        assert out.returncode == 0, out.stderr
+        assert [h["host"] for h in json.loads(out.stdout)] == ["tls-host"]
+        # Without a client certificate etcd refuses: the command says so, exit 1.
+        bare = cli("fleet", "hosts", "--etcd", server.url, "--etcd-cacert",
+                   str(certs / "ca.crt"), "-o", "json")
+        assert bare.returncode == 1 and "etcd cannot be reached" in bare.stderr
+    finally:
+        server.stop()

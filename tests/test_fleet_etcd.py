@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from controller_harness import ControllerProc, write_task
-from etcd_harness import EtcdServer, etcd_server
+from etcd_harness import EtcdServer, etcd_server, free_port
 
 TTL = 3  # short leases: takeover within 2 x TTL
 
@@ -300,3 +300,21 @@ def test_outage_of_30s_and_a_claimant_killed_never_run_twice(
     assert first <= killed_at + 12 and set(range(first, last)) <= handled(again, "report")
     # Runs went on after the outage.
     assert set(range(last - 3, last)) <= set(per_due)
+
+
+def test_etcd_never_reachable_is_told_and_stops_nothing_else(
+    dirs: tuple[Path, Path], controllers: list[ControllerProc]
+) -> None:
+    spec, state = dirs
+    write_task(spec, "report", {"schedule": "* * * * * *", "placement": "one",
+                                "command": ["true"]})
+    write_task(spec, "local", {"schedule": "* * * * * *", "command": ["true"]})
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    c = ControllerProc(spec, state, ["--etcd", dead])
+    controllers.append(c)
+    down = c.wait_for("coordination.unavailable", timeout=20)[0]
+    assert down["level"] == "warning" and "error" in down
+    c.wait_for("run.skipped", task="report", reason="no-coordination", count=2)
+    c.wait_for("run.started", task="local", count=2)
+    assert not c.find("run.started", task="report")
+    assert len(c.find("coordination.unavailable")) == 1  # told once, not every second

@@ -96,16 +96,18 @@ class EtcdEngine:
         self._clients: list[Any] = []
         for url in config.endpoints:
             parts = urlsplit(url if "://" in url else f"http://{url}")
-            self._clients.append(
-                etcd3gw.client(
-                    host=parts.hostname or "127.0.0.1",
-                    port=parts.port or 2379,
-                    protocol=parts.scheme or "http",
-                    ca_cert=config.cacert,
-                    cert_key=config.key,
-                    cert_cert=config.cert,
-                )
+            client = etcd3gw.client(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 2379,
+                protocol=parts.scheme or "http",
+                ca_cert=config.cacert,
+                cert_key=config.key,
+                cert_cert=config.cert,
             )
+            # No proxy from the environment, and REQUESTS_CA_BUNDLE must not replace
+            # --etcd-cacert (requests lets it win over the session's own CA file).
+            client.session.trust_env = False
+            self._clients.append(client)
         self._current = 0
 
     def close(self) -> None:

@@ -63,6 +63,7 @@ class Keeper:
         self.settled = False
         self.reachable = False
         self._answered_before = False
+        self._told_down = False
         self.down_until = 0.0  # claims fail fast until then (monotonic)
         self.publisher = Publisher(self.keys, info, self.timeout)
         self._stale: list[int] = []  # leases dropped here, to revoke when etcd answers
@@ -132,8 +133,9 @@ class Keeper:
 
     def failed(self, why: str) -> None:
         with self.lock:
-            was = self.reachable
+            was = self.reachable or not self._told_down  # the first failure is told too
             self.reachable = False
+            self._told_down = True
             self.down_until = time.monotonic() + 1.0
         if was:
             log_event(
