@@ -33,6 +33,9 @@ RARE = [
     "0 30 2 29 2 0",
     "0 0 2 31 3,10 */7",
     "0 0 0 13 * */7",  # Sunday the 13th
+    "0 0 0 29 2 FRI#5",  # Feb 29 or February's 5th Friday
+    "0 0 0 ? 2 MON#5",  # February's 5th Monday: every 28 years or so
+    "0 0 0 L-28 2 ?",  # Feb 1 of leap years
 ]
 
 
@@ -107,6 +110,33 @@ def main() -> None:
         f"next_after: 100,000 (schedule, instant, zone) calls in {cold_s * 1000:.0f} ms "
         f"first pass, {warm_s * 1000:.0f} ms again ({warm_s * 10:.1f} us each)"
     )
+
+    # The new syntax (L, W, #, H) against plain fields of the same shape, same run.
+    new_syntax = [
+        "0 0 0 L * *", "0 30 2 L-3 * *", "0 0 12 15W * *", "0 0 18 LW * *",
+        "0 0 9 ? * MON#1", "0 0 9 ? * fri#3", "0 0 22 ? * 5L", "0 0 0 29 2 FRI#5",
+        "0 H H * * *", "0 H/15 H(9-17) * * 1-5", "H H H(1-4) ? * sunday", "0 0 0 1W,L january *",
+    ]  # fmt: skip
+    plain = [
+        "0 0 0 31 * *", "0 30 2 28 * *", "0 0 12 15 * *", "0 0 18 30 * *",
+        "0 0 9 1 * *", "0 0 9 15 * *", "0 0 22 * * 5", "0 0 0 29 2 5",
+        "0 17 4 * * *", "0 2/15 9-17 * * 1-5", "31 17 2 * * 0", "0 0 0 1,31 1 *",
+    ]  # fmt: skip
+    groups = {
+        "new syntax (L W # H ?)": [parse_schedule(t, "bench-task") for t in new_syntax],
+        "plain fields": [parse_schedule(t) for t in plain],
+    }
+    calls = [(rng.randrange(len(plain)), rng.randint(t0, t1), rng.choice(ZONES))
+             for _ in range(100_000)]
+    for label, group in groups.items():
+        for sched, t, tz in ((group[i], t, tz) for i, t, tz in calls[:2000]):
+            sched.next_after(t, tz)  # warm the zone and day tables
+        begin = time.perf_counter()
+        for i, t, tz in calls:
+            group[i].next_after(t, tz)
+        took = time.perf_counter() - begin
+        print(f"next_after, {label}: 100,000 calls in {took * 1000:.0f} ms "
+              f"({took * 10:.1f} us each)")
 
     # Iterating: a frequent and a fixed-time schedule through a year of Berlin.
     berlin = ZoneInfo("Europe/Berlin")

@@ -12,8 +12,20 @@ Grammar (PRODUCT.md, "Schedules")
   later in the week means 7, so ``fri-sun`` is Friday to Sunday like ``5-7``.
 * A step larger than the field's span is accepted (``*/90`` in the minute field is minute
   0), as cron does; only a step of 0 is an error.
+* Month and weekday names: three letters or the full English name (``monday``,
+  ``january``).
+* Day-of-month ``L`` (last day), ``L-n`` (n = 0..30 days before it), ``nW`` (the Monday to
+  Friday day nearest day n, within the month: a Saturday 1st gives Monday 3rd, a Sunday
+  last day the Friday before; no day n, no run) and ``LW`` (the last Monday to Friday);
+  day-of-week ``d#n`` (the n-th weekday d, n = 1..5) and ``dL`` (the last weekday d).
+  These stand alone or in lists (``1,L``), never in ranges or steps; L and W in any case.
+  ``?`` alone means ``*`` in the two day fields (and counts as ``*`` below).
+* ``H`` (Jenkins): ``H``, ``H(a-b)``, ``H/n``, ``H(a-b)/n``, alone or in lists, in any
+  field. With h = ``hash_value(task name, field name)``: ``H`` is lo + h % size over the
+  field's range (day-of-month 1-28 and day-of-week 0-6 for a bare ``H``, as Jenkins) or
+  a-b; ``H/n`` starts at lo + h % min(n, size) and steps by n to the range's end.
 * Day-of-month and day-of-week combine as cron(5): when the text of both fields starts
-  with something other than ``*`` either may match, otherwise both must.
+  with something other than ``*`` (or ``?``) either may match, otherwise both must.
 * Macros (lower case only): ``@yearly``/``@annually`` = ``0 0 0 1 1 *``,
   ``@monthly`` = ``0 0 0 1 * *``, ``@weekly`` = ``0 0 0 * * 0``,
   ``@daily``/``@midnight`` = ``0 0 0 * * *``, ``@hourly`` = ``0 0 * * * *``,
@@ -21,16 +33,18 @@ Grammar (PRODUCT.md, "Schedules")
 * ``@every`` takes a Go duration (``10s``, ``1m30s``, ``2h``; units ``h m s ms us ns``,
   decimals allowed as in Go). The total must be a positive whole number of seconds:
   ``1.5m`` (90 s) is accepted, ``1.5s``, ``500ms`` and ``0s`` are errors.
-* A schedule that can never fire (``0 0 0 30 2 *``) is an error. With day-of-month and
-  day-of-week OR-ed the weekday always matches some day, so only the AND case can be
-  empty, and it is empty exactly when no listed day exists in any listed month
-  (every existing date falls on every weekday within the 400-year Gregorian cycle).
+* A schedule that can never fire (``0 0 0 30 2 *``, ``0 0 0 L-30 2 *``) is an error. With
+  day-of-month and day-of-week OR-ed the weekday always matches some day, so only the AND
+  case can be empty, and it is empty exactly when no listed day (or rule) exists in any
+  listed month (every existing date falls on every weekday within the 400-year Gregorian
+  cycle, and a leap February starts on each weekday, so ``d#5`` exists too).
 
 Daylight saving
 ---------------
 The schedule is read in the wall clock of the zone given to ``next_after``. A schedule
-is *wildcard* when the text of its second, minute or hour field starts with ``*``, and
-for ``@hourly`` and ``@every``; all others are *fixed-time*.
+is *wildcard* when the text of its second, minute or hour field starts with ``*`` or is
+an ``H`` step (``H/n``, ``H(a-b)/n``), and for ``@hourly`` and ``@every``; all others are
+*fixed-time*.
 
 * Wildcard: due at every UTC instant whose local wall time matches. Local times in a
   gap do not exist and never fire; local times in a repeated stretch fire in both
@@ -50,6 +64,8 @@ hours would be seen as unchanged (no such zone exists in current tz data).
 
 Termination and speed
 ---------------------
+Days are looked up per month shape (28 to 31 days, the weekday of the 1st): a table
+of the next matching day, built the first time a schedule's day fields meet that shape.
 ``next_after`` jumps field by field (month, day, hour, minute, second) in local time
 inside each stretch of constant offset, and skips empty stretches by a calendar search
 ahead of them. The search is bounded: nothing more than 400 years after ``t`` (or past
@@ -814,6 +830,9 @@ def parse_schedule(text: str, name: str | None = None) -> Schedule:
     return found
 
 
+_NO_HASHES: tuple[int | None, ...] = (None,) * 6
+
+
 def _parse(text: str, name: str | None = None) -> Schedule:
     parts = text.split()
     if not parts:
@@ -848,22 +867,28 @@ def _parse(text: str, name: str | None = None) -> Schedule:
         for p, fd in zip(parts, _FIELDS, strict=True):
             if "?" in p and fd is not _DOM and fd is not _DOW:
                 raise ScheduleError(f"{fd.name}: ? is only for day-of-month and day-of-week")
+    hashed = name is not None and "H" in text
     # Keyed by the field's name, so `H` is the same minute in five and six fields.
-    hashes = [
-        hash_value(name, fd.name) if name is not None and "H" in p else None
-        for p, fd in zip(parts, _FIELDS, strict=True)
-    ]
-    seconds, minutes, hours, months = (
-        _parse_field(parts[i], _FIELDS[i], hashes[i]) for i in (0, 1, 2, 4)
-    )
-    doms, dom_rules = _parse_days(parts[3], _DOM, hashes[3])
-    dows, dow_rules = _parse_days(parts[5], _DOW, hashes[5])
+    h = _NO_HASHES
+    if hashed:
+        assert name is not None
+        h = tuple(
+            hash_value(name, fd.name) if "H" in p else None
+            for p, fd in zip(parts, _FIELDS, strict=True)
+        )
+    seconds = _parse_field(parts[0], _SECOND, h[0])
+    minutes = _parse_field(parts[1], _MINUTE, h[1])
+    hours = _parse_field(parts[2], _HOUR, h[2])
+    months = _parse_field(parts[4], _MONTH, h[4])
+    doms, dom_rules = _parse_days(parts[3], _DOM, h[3])
+    dows, dow_rules = _parse_days(parts[5], _DOW, h[5])
     # `?` is `*`: unrestricted, so either-may-match needs both fields restricted.
     dom_star, dow_star = parts[3][:1] in ("*", "?"), parts[5][:1] in ("*", "?")
     either_day = not dom_star and not dow_star
     if not either_day:
         _check_fires(doms, months, dom_rules)
-    # H in second, minute or hour is a fixed time, unless it steps (H/n).
-    wildcard = any(p.startswith("*") or (p.startswith("H") and "/" in p) for p in parts[:3])
+    wildcard = any(p.startswith("*") for p in parts[:3])
+    if hashed and not wildcard:  # H in second, minute or hour is fixed-time unless H/n
+        wildcard = any(p.startswith("H") and "/" in p for p in parts[:3])
     cron = _Cron(seconds, minutes, hours, doms, months, dows, either_day, dom_rules, dow_rules)
     return Schedule(text=text, kind="cron", wildcard=wildcard, _cron=cron)

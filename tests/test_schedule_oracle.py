@@ -976,10 +976,11 @@ def test_hash_does_not_depend_on_the_process() -> None:
 
 
 # --- vectors from the cron libraries' own tests and docs ----------------------------
-# (schedule, start, expected next due times), UTC. From cronsim's and croniter's test
-# suites, robfig/cron (which shares the cron(5) subset) and the Quartz CronTrigger
-# tutorial (its 7-field, 1=Sunday forms rewritten to ours); each is also checked against
-# the oracle above.
+# (schedule, start, expected next due times), UTC. The Quartz ones are the CronTrigger
+# tutorial's examples (its 1=Sunday weekdays rewritten to ours); the others are written by
+# hand after the cases cronsim's and croniter's suites cover (W at month edges, lists of
+# #, L with either-may-match), with dates checked against a calendar. Each is also checked
+# against the oracle above.
 
 VECTORS = [
     # Quartz: "0 15 10 L * ?" fire at 10:15 on the last day of every month.
