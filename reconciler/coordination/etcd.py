@@ -184,9 +184,16 @@ class EtcdEngine:
         out = self.call("/kv/range", body, timeout)
         return [_kv(item) for item in out.get("kvs") or []]
 
-    def get_range(self, start: str, end: str, timeout: float) -> list[KeyValue]:
-        """Keys in [start, end)."""
-        out = self.call("/kv/range", {"key": _b64(start), "range_end": _b64(end)}, timeout)
+    def get_range(
+        self, start: str, end: str, timeout: float, limit: int = 0, keys_only: bool = False
+    ) -> list[KeyValue]:
+        """Keys in [start, end), in key order."""
+        body: dict[str, Any] = {"key": _b64(start), "range_end": _b64(end)}
+        if limit:
+            body["limit"] = limit
+        if keys_only:
+            body["keys_only"] = True
+        out = self.call("/kv/range", body, timeout)
         return [_kv(item) for item in out.get("kvs") or []]
 
     def get(self, key: str, timeout: float) -> KeyValue | None:

@@ -18,6 +18,7 @@ from reconciler.coordination.etcd import EtcdEngine
 from reconciler.coordination.model import EtcdConfig, Keys, RunSummary
 
 READ_TIMEOUT_S = 5.0
+MAX_TASKS = 100_000
 RAN = "ran"
 
 
@@ -135,13 +136,26 @@ class FleetReader:
         kvs = self.engine.get_prefix(self.keys.alive(), READ_TIMEOUT_S)
         return [kv.value for kv in kvs if isinstance(kv.value, dict)]
 
+    def task_names(self) -> list[str]:
+        """The tasks with summaries: one key read per task (skipping past each task's
+        keys), not every key of a week of runs."""
+        root = self.keys.runs()
+        end = root[:-1] + "0"
+        names: list[str] = []
+        start = root
+        while len(names) < MAX_TASKS:
+            found = self.engine.get_range(start, end, READ_TIMEOUT_S, limit=1, keys_only=True)
+            if not found:
+                break
+            name = found[0].key[len(root):].split("/", 1)[0]
+            names.append(name)
+            start = f"{root}{name}0"  # past "runs/NAME/..." ('0' follows '/')
+        return names
+
     def summaries(self, tasks: Sequence[str] | None, since: int) -> list[RunSummary]:
         """Summaries of due times from `since` on (of `tasks`, or of every task)."""
-        root = self.keys.runs()
         if tasks is None:
-            names = {kv.key[len(root):].split("/", 1)[0]
-                     for kv in self.engine.get_prefix(root, READ_TIMEOUT_S, keys_only=True)}
-            tasks = sorted(names)
+            tasks = self.task_names()
         out: list[RunSummary] = []
         for task in tasks:
             start = f"{self.keys.runs(task)}{since:012d}"
