@@ -240,6 +240,7 @@ def test_status_json(fake: tuple[FakeController, Path, dict[str, Task]]) -> None
     due = datetime.fromisoformat(n["nextRun"])
     assert (due.hour, due.minute) == (3, 0) and due.timestamp() > ctl.now
     assert n["lastRun"]["outcome"] == "failed" and n["lastRun"]["exitCode"] == 3
+    assert n["lastRun"]["reason"] == "exit code 3"
     assert n["lastRun"]["durationSeconds"] == 1.5
     # @every: the controller's anchor, A + k*90 s.
     every_due = datetime.fromisoformat(tasks["every"]["nextRun"]).timestamp()

@@ -144,6 +144,7 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
                 "signal": last.get("signal"),
                 "duration_s": last.get("duration_s"),
                 "error": last.get("error"),
+                "reason": _reason(last),
             }
         tasks.append(item)
 
@@ -203,17 +204,22 @@ def _error_text(err: Any) -> str:
     return render.safe(str(err))
 
 
+def _reason(last: Mapping[str, Any]) -> str:
+    """The run's reason as recorded, or worded from its outcome (older records)."""
+    from reconciler.history import reason_of
+
+    return str(last.get("reason") or reason_of(
+        outcome=str(last.get("outcome") or "?"), exit_code=last.get("exit_code"),
+        signal=last.get("signal"), error=last.get("error"),
+    ))
+
+
 def _last_text(last: Mapping[str, Any] | None, ended: float | None, now: float) -> list[str]:
     """LAST RUN, RESULT, DURATION cells."""
     if last is None:
         return ["-", "-", "-"]
-    from reconciler.history import reason_of
-
     outcome = str(last.get("outcome") or "?")
-    reason = last.get("reason") or reason_of(
-        outcome=outcome, exit_code=last.get("exit_code"), signal=last.get("signal"),
-        error=last.get("error"),
-    )
+    reason = last.get("reason") or _reason(last)
     result = render.clip(f"{outcome}: {reason}", 60)
     when = render.relative(ended, now) if ended is not None else "-"
     dur = last.get("duration_s")
