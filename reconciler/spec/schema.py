@@ -8,13 +8,13 @@ import re
 from collections.abc import Iterator
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Any, NamedTuple
-
-from jsonschema import Draft202012Validator, ValidationError
-from jsonschema.validators import extend
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reconciler.spec.models import CRON_ONLY, DAEMON_ONLY
 from reconciler.spec.safeyaml import Path, quote
+
+if TYPE_CHECKING:  # jsonschema is imported only when a document fails (0.1-0.2 s)
+    from jsonschema import ValidationError
 
 
 def schema_text() -> str:
@@ -36,16 +36,18 @@ def _ecma(pattern: str) -> re.Pattern[str]:
 
 
 def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    from jsonschema import ValidationError
+
     if validator.is_type(instance, "string") and not _ecma(patrn).search(instance):
         yield ValidationError(f"{instance!r} does not match {patrn!r}")
 
 
-_Validator = extend(Draft202012Validator, {"pattern": _pattern})
-
-
 @lru_cache(maxsize=1)
 def validator() -> Any:
-    return _Validator(schema())
+    from jsonschema import Draft202012Validator
+    from jsonschema.validators import extend
+
+    return extend(Draft202012Validator, {"pattern": _pattern})(schema())
 
 
 class Issue(NamedTuple):

@@ -79,7 +79,8 @@ class CrashLoop:
     window_seconds: int = 600
 
 
-@dataclass(frozen=True)
+# slots: 10,000 tasks without an instance dict each (~1.5 KB a task, issue 12).
+@dataclass(frozen=True, slots=True)
 class Task:
     name: str
     file: str
