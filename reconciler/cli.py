@@ -32,8 +32,8 @@ COMMAND_MODULES = [
     "status",
     "runs",  # run history
     "logs",
-    "signals",  # reload, stop, run
-    "importer",  # import
+    "control",  # reload, stop, run
+    "import_tasks",  # import
     "fleet_cmd",  # fleet hosts, fleet runs (etcd)
     "schema",
     "completion",  # the shell completion script
@@ -51,12 +51,12 @@ COMMAND_HELP: dict[str, list[tuple[str, str]]] = {
     "status": [("status", "show what the controller on this host is doing")],
     "runs": [("runs", "list recorded runs, newest first: outcome, reason, duration")],
     "logs": [("logs", "print the output of a task's latest run (or one run); -f follows it")],
-    "signals": [
+    "control": [
         ("reload", "make the running controller re-read its spec directory now (SIGHUP)"),
         ("stop", "stop the running controller (SIGTERM) and wait for it to exit"),
         ("run", "start one run of a cron task now"),
     ],
-    "importer": [("import", "convert a crontab or a gotorch task file into task documents")],
+    "import_tasks": [("import", "convert a crontab or a gotorch task file into task documents")],
     "fleet_cmd": [("fleet", "the fleet as etcd knows it: hosts, runs (with --etcd)")],
     "schema": [("schema", "print the JSON Schema of task documents")],
     "completion": [("completion", "print the shell completion script for bash or zsh")],

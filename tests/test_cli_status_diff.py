@@ -571,7 +571,7 @@ def _live(task: Task, kind: str, pid: int) -> Any:
 def test_diff_process_actions(
     tmp_path: Path, before: str, after: str, runs: str | None, expected: list[str]
 ) -> None:
-    from reconciler.fleet import diff
+    from reconciler.forecast import diff
     from reconciler.hosts import HostIdentity
 
     (tmp_path / "old").mkdir()
@@ -591,7 +591,7 @@ def test_diff_process_actions(
 
 
 def test_diff_metadata_only_change_touches_no_process(tmp_path: Path) -> None:
-    from reconciler.fleet import diff
+    from reconciler.forecast import diff
     from reconciler.hosts import HostIdentity
 
     (tmp_path / "old").mkdir()

@@ -17,8 +17,8 @@ from controller_harness import write_task
 
 from reconciler.controller.desired import DesiredState
 from reconciler.controller.journal import DueJournal
-from reconciler.controller.persist import StateFiles
 from reconciler.controller.reader import SpecReader
+from reconciler.controller.statefiles import StateFiles
 from reconciler.hosts import HostIdentity
 from reconciler.obs import Metrics, setup_logging
 from reconciler.reconcile import Inputs, StartRun, reconcile

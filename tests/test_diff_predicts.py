@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from reconciler.envmask import MASK, env_hash, hashed_document, masked_document
-from reconciler.fleet import diff, next_due
+from reconciler.forecast import diff, next_due
 from reconciler.hosts import HostIdentity
 from reconciler.reconcile import (
     BACKOFF_MAX_S,

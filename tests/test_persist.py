@@ -6,7 +6,7 @@ import json
 import signal
 from pathlib import Path
 
-from reconciler.controller.persist import DELTA_MAX_TASKS, StateFiles
+from reconciler.controller.statefiles import DELTA_MAX_TASKS, StateFiles
 from reconciler.obs import Metrics
 from reconciler.state import LEDGER_DELTA, LEDGER_FILE, RUNS_FILE, StateDir
 from reconciler.state.ledger import Ledger
@@ -85,7 +85,7 @@ def test_runs_come_before_the_delta_that_drops_starting(tmp_path) -> None:
 
 
 def _logged(monkeypatch) -> list[dict]:
-    import reconciler.controller.persist as persist
+    import reconciler.controller.statefiles as persist
 
     seen: list[dict] = []
     monkeypatch.setattr(

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reconciler.controller.records import outcome_of, rfc3339_zulu
+from reconciler.controller.runs import outcome_of, rfc3339_zulu
 from reconciler.reconcile import DaemonState
 from reconciler.state.ledger import Ledger
 

@@ -10,8 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from reconciler.commands.common import add_identity, add_state_dir, state_dir
 from reconciler.commands.etcd_opts import add_etcd, etcd_config
+from reconciler.commands.options import add_identity, add_state_dir, state_dir
 from reconciler.hosts import HostEntryError, detect_identity
 from reconciler.obs import log_event, parse_http_addr, setup_logging
 from reconciler.state import StateError

@@ -103,7 +103,7 @@ def _names_from_specs(paths: list[str]) -> set[str]:
 
 
 def _names_from_state(parsed_args: argparse.Namespace) -> set[str]:
-    from reconciler.commands.common import state_dir
+    from reconciler.commands.options import state_dir
     from reconciler.state import APPLIED_FILE, CONTROLLER_FILE
 
     state = state_dir(parsed_args)

@@ -14,11 +14,11 @@ import os
 import time
 from typing import Any
 
-from reconciler import render
-from reconciler.commands.common import add_identity, add_state_dir, state_dir
+from reconciler.commands import output as render
+from reconciler.commands.options import add_identity, add_state_dir, state_dir
 from reconciler.commands.status import unreadable
 from reconciler.envmask import MASK, hashed_document, plain
-from reconciler.fleet import Diff, ProcessAction, TaskChange, diff, load
+from reconciler.forecast import Diff, ProcessAction, TaskChange, diff, load
 from reconciler.hosts import HostEntryError, HostIdentity, detect_identity
 from reconciler.notify.mask import secret_url_views
 from reconciler.reconcile import DaemonState, RunView

@@ -8,7 +8,7 @@ import re
 import sys
 import time
 
-from reconciler import render
+from reconciler.commands import output as render
 from reconciler.commands.etcd_opts import add_etcd, etcd_config
 
 _SINCE = re.compile(r"^(\d+)([smhd])$")

@@ -7,10 +7,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from reconciler import render
-from reconciler.commands.common import add_identity
+from reconciler.commands import output as render
 from reconciler.commands.matrix import add_matrix, run_matrix
-from reconciler.fleet import load, next_due
+from reconciler.commands.options import add_identity
+from reconciler.forecast import load, next_due
 from reconciler.hosts import HostEntryError, HostIdentity, detect_identity, matches
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from reconciler import render
-from reconciler.commands.common import add_state_dir, state_dir
+from reconciler.commands import output as render
+from reconciler.commands.options import add_state_dir, state_dir
 from reconciler.commands.runs import report_problems
 from reconciler.history import HistoryReader, Line, follow, lines_of
 from reconciler.history.reader import Follower

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reconciler import render
+from reconciler.commands import output as render
 from reconciler.commands.etcd_opts import etcd_config
 from reconciler.hosts import matches
 from reconciler.inventory import InventoryError, InventoryHost, parse_inventory

@@ -9,9 +9,9 @@ import sys
 import time
 from datetime import datetime
 
-from reconciler import render
+from reconciler.commands import output as render
 from reconciler.due import jitter_host
-from reconciler.fleet import PLAN_LIMIT, PlanEntry, PlanTooLarge, load, plan, plan_tasks
+from reconciler.forecast import PLAN_LIMIT, PlanEntry, PlanTooLarge, load, plan, plan_tasks
 from reconciler.hosts import HostIdentity, detect_identity, identity_for
 
 

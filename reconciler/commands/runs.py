@@ -10,8 +10,8 @@ import sys
 import time
 from typing import Any
 
-from reconciler import render
-from reconciler.commands.common import add_state_dir, state_dir
+from reconciler.commands import output as render
+from reconciler.commands.options import add_state_dir, state_dir
 from reconciler.history import HistoryReader
 from reconciler.history import files as hfiles
 from reconciler.history.view import api_record, duration_text, local_time

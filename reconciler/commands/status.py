@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from typing import Any
 
-from reconciler import render
-from reconciler.commands.common import add_state_dir, state_dir
-from reconciler.fleet import applied_next_due
+from reconciler.commands import output as render
+from reconciler.commands.options import add_state_dir, state_dir
+from reconciler.forecast import applied_next_due
 from reconciler.reconcile import DaemonState, daemon_phase
 from reconciler.state import ControllerRef, StateDir, StateError
 from reconciler.state.applied import AppliedTask, applied_schedule, read_applied

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from reconciler.controller.records import rfc3339_zulu
+from reconciler.controller.runs import rfc3339_zulu
 from reconciler.obs import log_event
 from reconciler.reconcile import RunView, WaitingRetry
 from reconciler.spec import SpecError

@@ -19,8 +19,8 @@ from reconciler.controller import events
 from reconciler.controller.events import RunEnd
 from reconciler.controller.followup import FollowUp, start_record
 from reconciler.controller.journal import DueJournal
-from reconciler.controller.persist import StateFiles
-from reconciler.controller.records import Run, outcome_of
+from reconciler.controller.runs import Run, outcome_of
+from reconciler.controller.statefiles import StateFiles
 from reconciler.history import HistoryWriter, RunFinish, RunStart, reason_of
 from reconciler.obs import Metrics
 from reconciler.reconcile import (

@@ -25,7 +25,7 @@ from typing import Any
 from reconciler.controller import events
 from reconciler.controller.events import RunEnd
 from reconciler.controller.journal import DueJournal
-from reconciler.controller.records import rfc3339_zulu
+from reconciler.controller.runs import rfc3339_zulu
 from reconciler.reconcile import RetryPolicy, WaitingRetry, retry_at
 from reconciler.spec import Task
 

@@ -10,7 +10,7 @@ The protocol, in one place:
 3. At start, `load` folds the delta into the snapshot; a due time at or before a task's
    cursor is never due again. `interrupted` gives the runs `starting` still names with
    no recorded run: a crash cut them short between the delta and the record.
-4. When the snapshot is rewritten is StateFiles' policy (persist.py); each snapshot names
+4. When the snapshot is rewritten is StateFiles' policy (statefiles.py); each snapshot names
    its generation, so a delta already folded into it never applies twice.
 
 The journal also keeps the rest of the ledger (anchors, daemon back-off, the schedule
@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from reconciler.controller.persist import StateFiles
+from reconciler.controller.statefiles import StateFiles
 from reconciler.reconcile import (
     Action,
     CursorMoves,

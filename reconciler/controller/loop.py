@@ -31,11 +31,11 @@ from reconciler.controller.desired import Applied, DesiredState
 from reconciler.controller.executor import Executor
 from reconciler.controller.followup import FollowUp
 from reconciler.controller.journal import DueJournal
-from reconciler.controller.persist import StateFiles
-from reconciler.controller.records import applied_document
 from reconciler.controller.refresh import SpecRefresh
 from reconciler.controller.requests import Requests
+from reconciler.controller.runs import applied_document
 from reconciler.controller.specset import Refresh
+from reconciler.controller.statefiles import StateFiles
 from reconciler.coordination import EtcdConfig, connect, decide
 from reconciler.history import HistoryWriter
 from reconciler.hosts import HostIdentity

@@ -1,7 +1,7 @@
 """history/<task>.json (and history.json of versions before 0.2): each task's last runs.
 
 A list of the task's last `HISTORY_PER_TASK` ended runs, oldest first, each the object
-the controller's executor records at a run's end. Written by controller/persist.py;
+the controller's executor records at a run's end. Written by controller/statefiles.py;
 read by it (lazily, per task) and by `status` (the last run).
 """
 

@@ -3,7 +3,7 @@
 The ledger holds, per task, the last due time handled (cursor), the `@every` anchor,
 daemon back-off (and crash-loop give-up), the due runs being started, the schedule each
 cursor was set under, waiting retries, and which tasks' last run failed (for `recovery`).
-The snapshot is rewritten now and then (controller/persist.py decides when); moved
+The snapshot is rewritten now and then (controller/statefiles.py decides when); moved
 cursors in between go to the small delta file, which names the snapshot generation it
 follows. Readers: the controller at start (`load_ledger`, damage reported) and `status`
 and `diff` (`read_ledger`).
@@ -45,7 +45,7 @@ class Ledger:
     failing: set[str] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
-        """The snapshot file (the writer: controller/persist.py)."""
+        """The snapshot file (the writer: controller/statefiles.py)."""
         return {
             "cursors": self.cursors,
             "anchors": self.anchors,

@@ -68,7 +68,7 @@ def dump_json(obj: Any, out: TextIO | None = None) -> None:
 
 def rfc3339_offset(t: float | None, tz: tzinfo | None = None) -> str | None:
     """An instant in RFC 3339 with the zone's numeric offset, `+00:00` for UTC: the CLI's
-    form (the logs write `Z`: controller.records.rfc3339_zulu)."""
+    form (the logs write `Z`: controller.runs.rfc3339_zulu)."""
     if t is None:
         return None
     return datetime.fromtimestamp(t, tz or UTC).isoformat(timespec="seconds")

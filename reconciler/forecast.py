@@ -409,7 +409,7 @@ def diff(
 
 
 class LedgerView(Protocol):
-    """What `applied_next_due` needs of the controller's ledger (controller.records)."""
+    """What `applied_next_due` needs of the controller's ledger (controller.runs)."""
 
     cursors: dict[str, int]
 

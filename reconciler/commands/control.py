@@ -16,8 +16,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from reconciler import render
-from reconciler.commands.common import add_state_dir, state_dir
+from reconciler.commands import output as render
+from reconciler.commands.options import add_state_dir, state_dir
 from reconciler.commands.status import find
 from reconciler.state import (
     CONTROL_SOCKET,
