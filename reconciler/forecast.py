@@ -1,7 +1,8 @@
-"""Fleet questions the operator commands ask, answered without rendering anything.
+"""What `apply` would do, and when: answered for the operator commands, rendering nothing.
 
-Which tasks run on a host, when they are due (`get`, `plan`, `status`), and what a new
-set of documents changes against the set a controller has applied (`diff`).
+Which tasks run on a host, when they are next due (`get`, `plan`, `status`), and what a
+new set of documents changes against the set a controller has applied (`diff`, whose
+process actions come from `reconcile` itself).
 """
 
 from __future__ import annotations
