@@ -135,7 +135,7 @@ def test_processes_max_counts_the_whole_run_not_each_process(h: Harness) -> None
     peak = 0
     end = time.monotonic() + 2
     while time.monotonic() < end:
-        peak = max(peak, len(cg._pids(folders[0])))
+        peak = max(peak, len(cg.pids_in(folders[0])))
         time.sleep(0.02)
     h.sup.stop("r", 0, "test")
     h.wait("r", timeout=20)
@@ -323,7 +323,7 @@ def test_adopted_run_is_found_and_stopped_through_its_cgroup(tmp_path: Path) -> 
         folders = run_folders("r")
         assert folders
         members = wait_for(
-            lambda: len(cg._pids(folders[0])) >= 3 and cg._pids(folders[0]), what="3 procs"
+            lambda: len(cg.pids_in(folders[0])) >= 3 and cg.pids_in(folders[0]), what="3 procs"
         )
         first.sup.close()  # the controller "crashes": its run lives on
         first.sup._runs.clear()
@@ -360,7 +360,7 @@ def test_probe_reads_v2_and_v1_mounts(tmp_path: Path) -> None:
     # A cgroup namespace root (container): the path is relative to the mount's root.
     inner = "50 31 0:38 /sys.slice/reconciler.service /c rw - cgroup2 cgroup2 rw\n"
     assert (
-        probe._inside("/c", "/sys.slice/reconciler.service", "/sys.slice/reconciler.service/x")
+        probe.path_inside("/c", "/sys.slice/reconciler.service", "/sys.slice/reconciler.service/x")
         == "/c/x"
     )
     assert probe.probe(inner, "0::/\n", 0).why_not["memory"].startswith("no memory")

@@ -77,7 +77,7 @@ def own_paths(proc_cgroup: str) -> dict[str, str]:
     return out
 
 
-def _inside(mount: str, root: str, path: str) -> str | None:
+def path_inside(mount: str, root: str, path: str) -> str | None:
     """The folder of cgroup `path` under a mount of `root`; None if outside that mount."""
     root = root.rstrip("/") or "/"
     if root != "/" and path != root and not path.startswith(root + "/"):
@@ -102,7 +102,7 @@ def probe(mountinfo: str, proc_cgroup: str, euid: int) -> Support:
     for root, point, fstype, _opts, rw in mounts:
         if fstype != "cgroup2" or "" not in own:
             continue
-        folder = _inside(point, root, own[""])
+        folder = path_inside(point, root, own[""])
         if folder is None or not os.path.isdir(folder):
             continue
         try:
@@ -122,7 +122,7 @@ def probe(mountinfo: str, proc_cgroup: str, euid: int) -> Support:
         for root, point, fstype, opts, rw in mounts:
             if fstype != "cgroup" or name not in opts or name not in own:
                 continue
-            folder = _inside(point, root, own[name])
+            folder = path_inside(point, root, own[name])
             if folder is None or not os.path.isdir(folder):
                 why = f"our {name} cgroup is not visible under {point}"
             elif not rw or not os.access(folder, os.W_OK):

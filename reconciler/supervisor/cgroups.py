@@ -69,7 +69,7 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
-def _pids(folder: str) -> set[int]:
+def pids_in(folder: str) -> set[int]:
     try:
         return {int(x) for x in read_text(os.path.join(folder, "cgroup.procs")).split()}
     except (OSError, ValueError):
@@ -91,7 +91,7 @@ class RunCgroup:
         """Every process in the run's cgroup (of any hierarchy, they hold the same)."""
         out: set[int] = set()
         for folder in self.folders:
-            out |= _pids(folder)
+            out |= pids_in(folder)
         return out
 
     def oom_killed(self) -> bool:
@@ -282,7 +282,7 @@ def _delegate_v2(own: str, base: str, controllers: list[str]) -> None:
         leaf = os.path.join(own, LEAF_NAME)
         with contextlib.suppress(FileExistsError):
             os.mkdir(leaf)
-        for pid in sorted(_pids(own)):
+        for pid in sorted(pids_in(own)):
             with contextlib.suppress(ProcessLookupError, OSError):
                 _write(os.path.join(leaf, "cgroup.procs"), str(pid))
         _write(os.path.join(own, "cgroup.subtree_control"), wanted)
