@@ -114,7 +114,10 @@ class HistoryWriter:
         while True:
             with self._cond:
                 if not self._events and not self._closing:
-                    self._cond.wait(REFRESH_S / 2)
+                    # Live runs: their files are refreshed about once a second. None: sleep
+                    # until something happens (an idle controller wakes for nothing), or
+                    # for the hourly expiry of removed tasks' history.
+                    self._cond.wait(REFRESH_S / 2 if self._live else EXPIRE_CHECK_S)
                 events = list(self._events)
                 self._events.clear()
                 closing = self._closing
