@@ -4,6 +4,8 @@ and dead-man pings, with real controllers, real processes and a real local HTTP 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 from controller_harness import ControllerProc, cli, start, write_task
@@ -191,3 +193,36 @@ def test_status_counts_notifications_that_failed(dirs, controllers) -> None:
             time.sleep(0.2)
         assert "Notifications:" in cli("status", "--state-dir", dirs[1]).stdout
         assert c.stop() == 0
+
+
+def test_daemon_replicas_each_get_their_index(dirs, controllers, tmp_path) -> None:
+    """replicas: 3 keeps three processes, RECONCILER_REPLICA 0, 1 and 2; one that dies is
+    restarted as the same replica; scaling down stops the extra ones."""
+    marks = tmp_path / "replicas"
+    marks.mkdir()
+    write_task(dirs[0], "worker", {
+        "type": "daemon", "replicas": 3,
+        "command": ["sh", "-c", f"echo $$ > {marks}/$RECONCILER_REPLICA; exec sleep 300"],
+    })
+    c = start(controllers, dirs)
+    c.wait_for("run.started", task="worker", count=3)
+    deadline = time.monotonic() + 10
+    while len(list(marks.iterdir())) < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert sorted(p.name for p in marks.iterdir()) == ["0", "1", "2"]
+    pid1 = int((marks / "1").read_text())
+    (marks / "1").unlink()
+    os.kill(pid1, signal.SIGKILL)
+    c.wait_for("run.started", task="worker", count=4, timeout=20)
+    deadline = time.monotonic() + 10
+    while not (marks / "1").exists():
+        assert time.monotonic() < deadline, "replica 1 came back as replica 1"
+        time.sleep(0.1)
+    write_task(dirs[0], "worker", {
+        "type": "daemon", "replicas": 1,
+        "command": ["sh", "-c", f"echo $$ > {marks}/$RECONCILER_REPLICA; exec sleep 300"],
+    })
+    stopping = c.wait_for("run.stopping", task="worker", count=2, timeout=20)
+    assert {e["reason"] for e in stopping} == {"scaled-down"}
+    assert c.stop() == 0
