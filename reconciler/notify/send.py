@@ -119,7 +119,7 @@ def send_apprise(url: str, title: str, body: str, timeout: float = TIMEOUT_S) ->
         for attr in ("socket_connect_timeout", "socket_read_timeout"):
             if getattr(server, attr, None) is None or getattr(server, attr) > timeout:
                 setattr(server, attr, timeout)
-    with apprise.LogCapture(level=logging.WARNING) as captured:
+    with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
         ok = sender.notify(title=title, body=body)
         log = captured.getvalue()
     if not ok:
