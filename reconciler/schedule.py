@@ -432,22 +432,11 @@ class _Cron:
         "_fields",
     )
 
-    def __init__(
-        self,
-        seconds: frozenset[int],
-        minutes: frozenset[int],
-        hours: frozenset[int],
-        doms: frozenset[int],
-        months: frozenset[int],
-        dows: frozenset[int],
-        either_day: bool,
-        dom_rules: frozenset[_Rule] = frozenset(),
-        dow_rules: frozenset[_Rule] = frozenset(),
-    ) -> None:
-        self._fields: _Fields | None = (
-            seconds, minutes, hours, doms, months, dows, either_day, dom_rules, dow_rules
-        )  # fmt: skip
-        self.first_month = min(months)
+    def __init__(self, fields: _Fields) -> None:
+        """`fields`: seconds, minutes, hours, days of month, months, days of week (value
+        sets), either-may-match, then the day-of-month and day-of-week rules (L, W, #)."""
+        self._fields: _Fields | None = fields
+        self.first_month = min(fields[4])
 
     def _compile(self) -> None:
         fields = self._fields
@@ -890,5 +879,5 @@ def _parse(text: str, name: str | None = None) -> Schedule:
     wildcard = any(p.startswith("*") for p in parts[:3])
     if hashed and not wildcard:  # H in second, minute or hour is fixed-time unless H/n
         wildcard = any(p.startswith("H") and "/" in p for p in parts[:3])
-    cron = _Cron(seconds, minutes, hours, doms, months, dows, either_day, dom_rules, dow_rules)
+    cron = _Cron((seconds, minutes, hours, doms, months, dows, either_day, dom_rules, dow_rules))
     return Schedule(text=text, kind="cron", wildcard=wildcard, _cron=cron)
