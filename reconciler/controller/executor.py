@@ -20,6 +20,7 @@ from reconciler.controller.events import RunEnd
 from reconciler.controller.followup import FollowUp, start_record
 from reconciler.controller.journal import DueJournal
 from reconciler.controller.runs import Run, outcome_of
+from reconciler.controller.skips import SkipReport
 from reconciler.controller.statefiles import StateFiles
 from reconciler.history import HistoryWriter, RunFinish, RunStart, reason_of
 from reconciler.obs import Metrics
@@ -43,8 +44,6 @@ from reconciler.state import RUNS_FILE
 from reconciler.state.runs import RunRecord
 from reconciler.supervisor import Exited, Limits, RunHandle, RunSpec, SpawnError, Supervisor
 
-SKIP_LOG_LIMIT = 100  # per task and tick; beyond that one summary line
-
 Answer = dict[str, Any]  # the reply to a manual run request
 
 
@@ -58,40 +57,6 @@ class _Launch:
     handle: RunHandle | None
     mono: float
     error: str | None
-
-
-class SkipReport:
-    """Logs skipped due times: at most SKIP_LOG_LIMIT lines per task and tick, and a
-    suspension once when it is first met, not every second."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-        self._suspended: set[str] = set()
-
-    def unsuspended(self, names: set[str]) -> None:
-        """These tasks are no longer suspended: a later suspension is logged anew."""
-        self._suspended -= names
-
-    def report(self, action: SkipRun, task: Task | None, counts: dict[str, int]) -> None:
-        self.metrics.run_skipped(action.task, action.reason)
-        if action.reason == "suspended":
-            if action.task in self._suspended:
-                return  # logged when the suspension was first met
-            self._suspended.add(action.task)
-        n = counts.get(action.task, 0) + 1
-        counts[action.task] = n
-        if n > SKIP_LOG_LIMIT:
-            return
-        events.run_skipped(
-            action.task,
-            action.due,
-            action.reason,
-            task.timezone if task is not None else UTC,
-            summary=action.count != 1 or n == SKIP_LOG_LIMIT,
-            count=action.count,
-            due_last=action.due_last,
-            host=action.host,
-        )
 
 
 class Executor:
@@ -139,6 +104,23 @@ class Executor:
             for r in self.runs.values()
             if not (r.view.kind == "cron" and r.view.stopping is None and r.view.run_id in ended)
         ]
+
+    def next_timeout(self, by: float | None = None) -> float | None:
+        """The monotonic instant of the earliest timeout of a run not yet being stopped
+        (with `by`: only one at or before it). The decision measures a run's age the same
+        way (reconcile: monotonic for our own runs, the wall clock for adopted ones)."""
+        soonest: float | None = None
+        for run in self.runs.values():
+            view = run.view
+            if view.timeout_s is None or view.stopping is not None:
+                continue
+            if view.started_mono is not None:
+                at = view.started_mono + view.timeout_s
+            else:
+                at = time.monotonic() + view.started_at + view.timeout_s - self.clock()
+            if soonest is None or at < soonest:
+                soonest = at
+        return soonest if by is None or (soonest is not None and soonest <= by) else None
 
     def records(self) -> list[dict[str, Any]]:
         """runs.json: what a successor controller adopts."""

@@ -186,22 +186,7 @@ class Controller:
         self.state.release()
 
     def _write_controller_info(self) -> None:
-        pid = os.getpid()
-        self.state.write_json(
-            CONTROLLER_FILE,
-            {
-                "pid": pid,
-                "start_ticks": process_start_ticks(pid),
-                "started_at": self.started_at,
-                "version": __version__,
-                "spec_dir": str(self.opts.spec_dir.absolute()),
-                "state_dir": str(self.state.path.absolute()),
-                "identity": self.opts.identity.describe(),
-                "host_zone": getattr(host_zone(), "key", None),
-                "watch": self.opts.watch,
-                "http": self.opts.http,
-            },
-        )
+        self.state.write_json(CONTROLLER_FILE, controller_info(self.opts, self.started_at))
 
     def healthy(self) -> bool:
         return self.stopping or time.monotonic() - self.last_tick_mono < HEALTHY_TICK_AGE_S
@@ -227,13 +212,13 @@ class Controller:
             now = self.clock()
             if 0 < next_tick - now <= TICK_EARLY_S and not self.requests:
                 self.state.prepare(LEDGER_DELTA)  # its write precedes the spawns
-                self._sleep_onto(next_tick - self.clock())
+                sleep_onto(next_tick - self.clock())
                 now = self.clock()
             if next_tick - now > 2.0:
                 next_tick = math.floor(now)  # the clock stepped back: keep ticking
             on_second = now >= next_tick
             # A run's timeout between two ticks is acted on when it falls, not at the tick.
-            timed_out = self._timeout_at(time.monotonic()) is not None
+            timed_out = self.executor.next_timeout(time.monotonic()) is not None
             if on_second or self.requests or timed_out or self.coord.has_news():
                 second = math.floor(now)
                 self.reconcile_once(second)
@@ -256,7 +241,7 @@ class Controller:
         settles = self.refresh.settles_in()
         if settles is not None:
             timeout = min(timeout, settles)
-        run_timeout = self._timeout_at()
+        run_timeout = self.executor.next_timeout()
         if run_timeout is not None:
             timeout = min(timeout, run_timeout - time.monotonic())
         if 0 < timeout < 1.0 and timeout == next_tick - now and self.desired.due_at(next_tick):
@@ -265,34 +250,6 @@ class Controller:
             # Only when a run is due then: an idle second costs one wake-up, not two.
             timeout -= TICK_EARLY_S
         return timeout
-
-    def _timeout_at(self, by: float | None = None) -> float | None:
-        """The monotonic instant of the earliest timeout of a run not yet being stopped
-        (with `by`: only one at or before it). The decision measures a run's age the same
-        way (reconcile: monotonic for our own runs, the wall clock for adopted ones)."""
-        soonest: float | None = None
-        for run in self.executor.runs.values():
-            view = run.view
-            if view.timeout_s is None or view.stopping is not None:
-                continue
-            if view.started_mono is not None:
-                at = view.started_mono + view.timeout_s
-            else:
-                at = time.monotonic() + view.started_at + view.timeout_s - self.clock()
-            if soonest is None or at < soonest:
-                soonest = at
-        return soonest if by is None or (soonest is not None and soonest <= by) else None
-
-    @staticmethod
-    def _sleep_onto(delay: float) -> None:
-        """Sleep `delay` seconds and be running when they are over: a sleeping VM wakes
-        up to 2 ms late, so the last stretch is spent awake (at most TICK_SPIN_S of CPU,
-        only before a second with a run due)."""
-        end = time.monotonic() + delay
-        if delay > TICK_SPIN_S:
-            time.sleep(delay - TICK_SPIN_S)
-        while time.monotonic() < end:
-            pass
 
     def reconcile_once(self, second: int) -> None:
         """Observe, decide, journal, execute, answer, record: one level-triggered pass."""
@@ -415,3 +372,31 @@ class Controller:
         if counts != self._status.get("notifications"):
             self._status["notifications"] = counts
             self.files.dirty.add(STATUS_FILE)
+
+
+def sleep_onto(delay: float) -> None:
+    """Sleep `delay` seconds and be running when they are over: a sleeping VM wakes
+    up to 2 ms late, so the last stretch is spent awake (at most TICK_SPIN_S of CPU,
+    only before a second with a run due)."""
+    end = time.monotonic() + delay
+    if delay > TICK_SPIN_S:
+        time.sleep(delay - TICK_SPIN_S)
+    while time.monotonic() < end:
+        pass
+
+
+def controller_info(opts: Options, started_at: float) -> dict[str, Any]:
+    """controller.json: which process holds the state directory, and how it was started."""
+    pid = os.getpid()
+    return {
+        "pid": pid,
+        "start_ticks": process_start_ticks(pid),
+        "started_at": started_at,
+        "version": __version__,
+        "spec_dir": str(opts.spec_dir.absolute()),
+        "state_dir": str(opts.state.path.absolute()),
+        "identity": opts.identity.describe(),
+        "host_zone": getattr(host_zone(), "key", None),
+        "watch": opts.watch,
+        "http": opts.http,
+    }
