@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TextIO
 
-# Env values are masked in one place (envmask); re-exported for the commands.
-from reconciler.envmask import MASK as MASK
-from reconciler.envmask import masked_document as masked_document
+# Env values are masked in one place (envmask); MASK is its mask, and masked_document
+# imports it on first use (envmask pulls in notify's URL masks: not every command needs it).
+MASK = "***"
+
+
+def masked_document(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The document as users see it: each env value (and secret URL) masked (envmask)."""
+    from reconciler.envmask import masked_document as masked
+
+    return masked(document)
+
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], gap: int = 3) -> str:

@@ -8,18 +8,16 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.commands import output as render
 from reconciler.commands.options import add_state_dir, state_dir
-from reconciler.forecast import applied_next_due
-from reconciler.reconcile import DaemonState, daemon_phase
 from reconciler.state import ControllerRef, StateDir, StateError
-from reconciler.state.applied import AppliedTask, applied_schedule, read_applied
-from reconciler.state.history import last_run, read_legacy
-from reconciler.state.ledger import Ledger, read_ledger
-from reconciler.state.runs import RunRecord, read_runs
-from reconciler.state.status import read_status
+
+if TYPE_CHECKING:
+    from reconciler.state.applied import AppliedTask
+    from reconciler.state.ledger import Ledger
+    from reconciler.state.runs import RunRecord
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -77,6 +75,8 @@ def _daemon_state(
 ) -> dict[str, Any]:
     """The daemon's phase, by the rule `reconcile` starts daemons by (its version's
     fingerprint unknown here: the applied set keeps env hashed)."""
+    from reconciler.reconcile import DaemonState, daemon_phase
+
     mine = [r.view(keep_stopping=True) for r in runs if r.task == task.name and r.kind == "daemon"]
     info = ledger.daemons.get(task.name, DaemonState())
     state = daemon_phase(
@@ -91,6 +91,14 @@ def _daemon_state(
 
 def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
     """Everything `status` shows, as JSON-ready data (env values never included)."""
+    # Imported here, once a controller was found: `status` without one answers at once.
+    from reconciler.forecast import applied_next_due
+    from reconciler.state.applied import applied_schedule, read_applied
+    from reconciler.state.history import last_run, read_legacy
+    from reconciler.state.ledger import read_ledger
+    from reconciler.state.runs import read_runs
+    from reconciler.state.status import read_status
+
     info = ref.info
     status = read_status(sd)
     applied = read_applied(sd) or {}

@@ -111,12 +111,56 @@ Behaviour
   ``on_output``; a slow ``on_output`` slows the runs' writes, it never drops lines.
 """
 
-from reconciler.supervisor.cgroups import unenforceable
-from reconciler.supervisor.core import Supervisor
-from reconciler.supervisor.lines import CONTINUATION_MARKER, MAX_LINE_BYTES
-from reconciler.supervisor.model import RUN_ID_ENV, Exited, Limits, RunHandle, RunSpec, SpawnError
-from reconciler.supervisor.procinfo import process_start_ticks
-from reconciler.supervisor.reaper import become_subreaper
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reconciler.supervisor.cgroups import unenforceable
+    from reconciler.supervisor.core import Supervisor
+    from reconciler.supervisor.lines import CONTINUATION_MARKER, MAX_LINE_BYTES
+    from reconciler.supervisor.model import (
+        RUN_ID_ENV,
+        Exited,
+        Limits,
+        RunHandle,
+        RunSpec,
+        SpawnError,
+    )
+    from reconciler.supervisor.procinfo import process_start_ticks
+    from reconciler.supervisor.reaper import become_subreaper
+
+# The API's names, imported on first use (module __getattr__): a reader of /proc
+# (procinfo, for `status` and the state lock) does not pay for spawn, cgroups and the pump.
+_HOME = {
+    "unenforceable": "cgroups",
+    "Supervisor": "core",
+    "CONTINUATION_MARKER": "lines",
+    "MAX_LINE_BYTES": "lines",
+    "RUN_ID_ENV": "model",
+    "Exited": "model",
+    "Limits": "model",
+    "RunHandle": "model",
+    "RunSpec": "model",
+    "SpawnError": "model",
+    "process_start_ticks": "procinfo",
+    "become_subreaper": "reaper",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
+
 
 __all__ = [
     "CONTINUATION_MARKER",
