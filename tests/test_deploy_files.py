@@ -350,7 +350,9 @@ def test_controller_follows_git_sync_link_swaps(ds_pod: dict[str, Any], tmp_path
 def test_dockerfile_contract() -> None:
     assert dockerfile_values("FROM") == ["python:3.11-slim"]
     runs = " ".join(dockerfile_values("RUN"))
-    assert "pip install --no-cache-dir ." in runs and " -e " not in f" {runs} "
+    # The package itself (with the etcd extra for fleet coordination), never editable.
+    assert re.search(r'pip install --no-cache-dir "?\.(\[[a-z,]+\])?"?', runs), runs
+    assert " -e " not in f" {runs} "
     assert "tini" not in (REPO / "Dockerfile").read_text()  # the controller reaps itself
 
     (user,) = dockerfile_values("USER")
