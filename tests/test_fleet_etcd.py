@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from controller_harness import ControllerProc, write_task
+from controller_harness import ControllerProc, cli, write_task
 from etcd_harness import EtcdServer, etcd_server, free_port
 
 TTL = 3  # short leases: takeover within 2 x TTL
@@ -129,6 +129,8 @@ def test_etcd_paused_skip_and_run_fallbacks_never_delay_the_tick(
     part = json.loads((tmp_path / "state-0" / "status.json").read_text())["coordination"]
     assert part["reachable"] is False and part["skipped_no_coordination"] >= 3
     assert part["host"] == "host0" and part["fleet"] == "default"
+    shown = cli("status", "--state-dir", tmp_path / "state-0")
+    assert "Coordination:" in shown.stdout and "etcd NOT reachable" in shown.stdout, shown.stdout
     etcd.resume()
     resumed_at = time.time()
     time.sleep(5)

@@ -195,6 +195,7 @@ def collect(sd: StateDir, ref: ControllerRef, now: float) -> dict[str, Any]:
         "running": running,
         "tasks": tasks,
         "notifications": status.notifications,
+        "coordination": status.coordination or None,
     }
 
 
@@ -253,6 +254,15 @@ def print_human(data: dict[str, Any], now: float) -> None:
         )
     n_err = len(s["errors"]) + (1 if s["dir_error"] else 0)
     lines.append(("Spec errors", str(n_err) if n_err else "none"))
+    coord = data.get("coordination")
+    if coord:
+        state = "reachable" if coord.get("reachable") else "NOT reachable"
+        since = coord.get("since")
+        when = f" since {render.relative(since, now)}" if isinstance(since, int | float) else ""
+        locks = ", ".join(coord.get("locks") or []) or "none"
+        skipped = coord.get("skipped_no_coordination") or 0
+        lines.append(("Coordination", f"fleet {coord.get('fleet')}, etcd {state}{when}, "
+                      f"locks: {locks}, {skipped} due times skipped (no-coordination)"))
     sent = data.get("notifications") or {}
     if sent.get("failed") or sent.get("dropped"):
         lines.append(("Notifications", f"{sent.get('failed', 0)} failed, "

@@ -24,6 +24,8 @@ class SpecStatus:
     tasks_for_host: int | None = None
     # Notifications and pings so far: delivered, failed (after their last try), dropped.
     notifications: dict[str, int] = field(default_factory=dict)
+    # Fleet coordination (apply --etcd): fleet, reachable, since, locks, skipped...
+    coordination: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Any) -> SpecStatus:
@@ -34,6 +36,8 @@ class SpecStatus:
         total, here = data.get("tasks_total"), data.get("tasks_for_host")
         sent = data.get("notifications")
         return cls(
+            coordination=dict(data["coordination"])
+            if isinstance(data.get("coordination"), Mapping) else {},
             notifications={
                 str(k): v for k, v in sent.items() if isinstance(v, int)
             } if isinstance(sent, Mapping) else {},
