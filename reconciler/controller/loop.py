@@ -20,8 +20,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import __version__
 from reconciler.controller import events
@@ -33,14 +34,13 @@ from reconciler.controller.followup import FollowUp
 from reconciler.controller.journal import DueJournal
 from reconciler.controller.refresh import SpecRefresh
 from reconciler.controller.requests import Requests
-from reconciler.controller.runs import applied_document
 from reconciler.controller.specset import Refresh
 from reconciler.controller.statefiles import StateFiles
 from reconciler.coordination import EtcdConfig, connect, decide
 from reconciler.history import HistoryWriter
 from reconciler.hosts import HostIdentity
 from reconciler.notify import Notifier
-from reconciler.obs import HttpServer, Metrics
+from reconciler.obs import Metrics
 from reconciler.reconcile import Inputs
 from reconciler.spec import SpecError
 from reconciler.spec.zones import host_zone
@@ -55,7 +55,12 @@ from reconciler.state import (
     StateError,
     process_start_ticks,
 )
+from reconciler.state.applied import applied_document as applied_document  # re-exported
+from reconciler.state.applied import applied_json
 from reconciler.supervisor import Supervisor, become_subreaper
+
+if TYPE_CHECKING:
+    from reconciler.obs.http import HttpServer
 
 TICK_EARLY_S = 0.004
 TICK_SPIN_S = 0.0015
@@ -115,6 +120,7 @@ class Controller:
         # Signals that arrived while the process was still starting (see commands.apply).
         self._signals: deque[int] = deque(early_signals or ())
         self._status: dict[str, Any] = {}
+        self._collect_pending = False
 
     # --- wake-ups -------------------------------------------------------------------------
 
@@ -160,7 +166,9 @@ class Controller:
         self.requests.server = ControlServer(self.state.path / CONTROL_SOCKET, self.wake)
         self._write_controller_info()
         if self.opts.http:
-            from reconciler.web import WebApp, warn_if_exposed  # Jinja2 only with --http
+            # The HTTP server and Jinja2 only with --http.
+            from reconciler.obs.http import HttpServer
+            from reconciler.web import WebApp, warn_if_exposed
 
             web = WebApp(self.state.path, lambda: self.desired.tasks, lambda: self.desired.anchors)
             self.http = HttpServer(
@@ -229,6 +237,9 @@ class Controller:
             else:
                 self.executor.collect_exits()
             self._flush_state(after_tick=on_second)
+            if on_second and self._collect_pending:  # a new task set: a second away
+                self._collect_pending = False
+                collect_garbage()
 
     def _sleep_for(self, next_tick: int) -> float:
         """Until the next second, a stop's deadline, a burst of file events settling, or
@@ -316,12 +327,7 @@ class Controller:
         self.coord.tasks_now(self.desired.tasks, self.desired.all_tasks, len(applied.errors))
         self._write_status(applied.errors)
         if applied.tasks_changed:
-            # Collect what the old task set left behind now, then keep the loaded tasks out
-            # of the cyclic collector: a full pass over 10,000 tasks costs ~20 ms and would
-            # otherwise fall at random, maybe in the middle of a second's spawns.
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
+            self._collect_pending = True  # just after the next tick (see _loop)
 
     # --- shutdown -----------------------------------------------------------------------
 
@@ -346,23 +352,19 @@ class Controller:
     def _flush_state(self, force: bool = False, after_tick: bool = False) -> None:
         self.files.flush(
             self.journal.ledger,
-            {
-                RUNS_FILE: self.executor.records,
-                STATUS_FILE: lambda: self._status,
-                APPLIED_FILE: lambda: {
-                    n: {"file": t.file, "line": t.line, "document": applied_document(t)}
-                    for n, t in sorted(self.desired.tasks.items())
-                },
-            },
+            {RUNS_FILE: self.executor.records, STATUS_FILE: lambda: self._status},
+            # The applied set grows with the fleet: built and written off the loop, from
+            # the tasks in force now (immutable Task objects: the list is the snapshot).
+            late={APPLIED_FILE: lambda: partial(applied_json, list(self.desired.tasks.values()))},
             force=force,
             after_tick=after_tick,
         )
 
     def _write_status(self, errors: list[SpecError]) -> None:
+        """status.json anew; written by the loop's next flush, after its tick."""
         self._status = self.desired.status(errors)
         self._note_notifications()
         self.files.dirty.add(STATUS_FILE)
-        self._flush_state()
 
     def _note_notifications(self) -> None:
         """Put the notifier's counts in status.json when they moved (a failed delivery
@@ -372,6 +374,16 @@ class Controller:
         if counts != self._status.get("notifications"):
             self._status["notifications"] = counts
             self.files.dirty.add(STATUS_FILE)
+
+
+def collect_garbage() -> None:
+    """After a new task set, just after a tick (a second away from the next one): collect
+    what the old set and the read left behind, then keep the loaded tasks out of the
+    cyclic collector. A full pass over 10,000 tasks costs ~100 ms: run at random, it
+    could fall in the middle of a second's spawns."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def sleep_onto(delay: float) -> None:

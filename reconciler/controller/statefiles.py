@@ -2,14 +2,17 @@
 
 The loop marks files dirty as things change (`dirty`); `flush()` writes them once per
 turn of the loop. Work that can wait (a task's history file, the periodic ledger
-snapshot) is done just after a tick, a second away from the next one. A write that fails
-(a full disk) never stops runs: it is logged once, counted, and tried again at the next
-flush.
+snapshot) is done just after a tick, a second away from the next one. A file whose
+content grows with the fleet (the applied set: 4 MB for 10,000 tasks) is built and
+written on a thread of its own (`LateWriter`), from a snapshot the loop hands over, so
+no tick waits for it. A write that fails (a full disk) never stops runs: it is logged
+once, counted, and tried again at the next flush.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
@@ -45,6 +48,69 @@ DELTA_MAX_TASKS = 1000
 LEDGER_SNAPSHOT_EVERY_S = 60.0
 
 History = deque[dict[str, Any]]
+Builder = Callable[[], Any]  # builds a file's data from a snapshot, off the loop
+
+
+class LateWriter:
+    """One thread that builds and writes the big state files, newest snapshot first.
+
+    A snapshot handed over while the previous one is being written replaces any that
+    still waits (only the newest matters). A write that failed is reported by `failed()`
+    for the loop to hand over again at its next flush.
+    """
+
+    def __init__(self, write: Callable[[str, Any], bool]) -> None:
+        self._write = write
+        self._cond = threading.Condition()
+        self._waiting: dict[str, Builder] = {}
+        self._busy = False
+        self._failed: set[str] = set()
+        self._error: Exception | None = None  # a bug in a build: raised on the loop
+        self._thread: threading.Thread | None = None
+
+    def submit(self, name: str, build: Builder) -> None:
+        with self._cond:
+            self._waiting[name] = build
+            self._failed.discard(name)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="state-writer", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def failed(self) -> set[str]:
+        """Names whose last write failed (and nothing newer waits); cleared here. A build
+        that raised (a bug) raises here, on the loop's thread."""
+        with self._cond:
+            error, self._error = self._error, None
+            out, self._failed = self._failed, set()
+        if error is not None:
+            raise error
+        return out
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until nothing waits or is being written; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._waiting and not self._busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._waiting))
+                name, build = self._waiting.popitem()
+                self._busy = True
+            ok = False
+            try:
+                ok = self._write(name, build())
+            except Exception as exc:
+                self._error = exc
+            finally:
+                with self._cond:
+                    self._busy = False
+                    if not ok and name not in self._waiting:
+                        self._failed.add(name)
+                    self._cond.notify_all()
 
 
 class StateFiles:
@@ -59,6 +125,8 @@ class StateFiles:
         self._legacy_history = False
         self._damaged: set[str] = set()  # files reported as damaged (once each)
         self._damaged_delta = False  # a damaged delta goes with the next snapshot
+        self._lock = threading.Lock()  # write() runs on the loop and on the late writer
+        self.late = LateWriter(lambda name, data: self.write(name, data, retry=False))
 
     # --- at start -------------------------------------------------------------------------
 
@@ -164,12 +232,17 @@ class StateFiles:
         ledger: Ledger,
         contents: Mapping[str, Callable[[], Any]],
         *,
+        late: Mapping[str, Callable[[], Builder]] | None = None,
         force: bool = False,
         after_tick: bool = False,
     ) -> None:
-        """Write what is dirty. `contents` gives the other files' data (runs, status,
-        applied set) by name, written in that order. `force` (at shutdown) writes the
-        runs, the ledger and everything that waits."""
+        """Write what is dirty. `contents` gives the other files' data (runs, status) by
+        name, written in that order. `late` gives, for the files written by the late
+        writer (the applied set), a snapshot taken now: a function that builds the data
+        on the writer's thread. `force` (at shutdown) writes the runs, the ledger and
+        everything that waits, the late files too, before it returns."""
+        late = late or {}
+        self.dirty |= self.late.failed()  # tried again now
         dirty = self.dirty
         if force:
             dirty |= {RUNS_FILE, LEDGER_FILE}
@@ -195,6 +268,12 @@ class StateFiles:
         for name, make in contents.items():
             if name in dirty:
                 self.write(name, make())
+        for name, snapshot in late.items():
+            if name in dirty:
+                self.late.submit(name, snapshot())
+        if force:
+            self.late.drain()
+            self.dirty |= self.late.failed()
         if LEDGER_FILE in dirty:
             self._write_ledger(ledger)
         elif LEDGER_DELTA in dirty:
@@ -220,8 +299,9 @@ class StateFiles:
             ledger.recent = {}
             self._ledger_written = time.monotonic()
 
-    def write(self, name: str, obj: Any, *, sync: bool = False) -> bool:
-        """Write one state file; False (and marked dirty again) when that failed."""
+    def write(self, name: str, obj: Any, *, sync: bool = False, retry: bool = True) -> bool:
+        """Write one state file; False when that failed (and, with `retry`, marked dirty
+        again; the late writer hands it back itself)."""
         # The history files of all tasks are one thing to report and count.
         kind = HISTORY_DIR if task_of_history_file(name) is not None else name
         path = self.state.path / kind
@@ -229,9 +309,12 @@ class StateFiles:
             self.state.write_json(name, obj, sync=sync)
         except OSError as exc:
             self.metrics.state_write_error(kind)
-            self.dirty.add(name)
-            if kind not in self._failed:
+            if retry:
+                self.dirty.add(name)
+            with self._lock:
+                first = kind not in self._failed
                 self._failed.add(kind)
+            if first:
                 log_event(
                     "state.write-failed",
                     f"Cannot write {path}: {exc.strerror or exc}; runs go on, and it is "
@@ -241,7 +324,9 @@ class StateFiles:
                     error=exc.strerror or str(exc),
                 )
             return False
-        if kind in self._failed:
+        with self._lock:
+            again = kind in self._failed
             self._failed.discard(kind)
+        if again:
             log_event("state.written", f"Wrote {path} again.", file=str(path))
         return True

@@ -39,7 +39,11 @@ HTTP
 paths 404. No request changes state; access logs are off.
 """
 
-from reconciler.obs.http import HttpServer, parse_http_addr, serve_http
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from reconciler.obs.logs import (
     dropped_lines,
     escape_control,
@@ -47,7 +51,33 @@ from reconciler.obs.logs import (
     log_event,
     setup_logging,
 )
-from reconciler.obs.metrics import Metrics
+
+if TYPE_CHECKING:
+    from reconciler.obs.http import HttpServer, parse_http_addr, serve_http
+    from reconciler.obs.metrics import Metrics
+
+# Imported on first use (module __getattr__): whoever only logs does not pay for
+# prometheus_client, and a controller without --http not for the HTTP server.
+_HOME = {
+    "HttpServer": "http",
+    "parse_http_addr": "httpaddr",
+    "serve_http": "http",
+    "Metrics": "metrics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))
+
 
 __all__ = [
     "HttpServer",

@@ -11,6 +11,8 @@ import contextlib
 import json
 import os
 import stat
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,14 @@ from reconciler.state.safe import (
     parse_json,
     read_regular,
 )
+
+
+@dataclass(frozen=True)
+class JsonPieces:
+    """A big file's JSON text made piece by piece as it is written (`write_json`): no
+    copy of the whole in memory, and other threads get the GIL between pieces."""
+
+    pieces: Callable[[], Iterator[bytes]]
 
 
 def default_state_dir(environ: dict[str, str] | None = None) -> Path:
@@ -96,6 +106,9 @@ class StateDir:
     # --- writing ----------------------------------------------------------------------
 
     def write_json(self, name: str, obj: Any, *, sync: bool = True) -> None:
+        if isinstance(obj, JsonPieces):
+            self.write_bytes(name, obj.pieces(), sync=sync)
+            return
         data = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
         self.write_bytes(name, data, sync=sync)
 
@@ -125,7 +138,8 @@ class StateDir:
             with contextlib.suppress(OSError):
                 self._spare[name] = self._create_temp(name)
 
-    def write_bytes(self, name: str, data: bytes, *, sync: bool = True) -> None:
+    def write_bytes(self, name: str, data: bytes | Iterable[bytes], *, sync: bool = True) -> None:
+        """Replace `name` with `data` (or the pieces it yields, written as they come)."""
         target = self.path / name
         tmp = self._temp_path(name)
         fd = self._spare.pop(name, None)
@@ -133,16 +147,17 @@ class StateDir:
             fd = self._create_temp(name)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
+                for piece in (data,) if isinstance(data, bytes) else data:
+                    view = memoryview(piece)
+                    while view:
+                        n = os.write(fd, view)
+                        view = view[n:]
                 if sync:
                     os.fsync(fd)
             finally:
                 os.close(fd)
             os.rename(tmp, target)  # replaces a symlink itself, never follows it
-        except OSError:
+        except BaseException:  # OSError, or a piece that could not be made
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # a full disk keeps no half-written temp file
             raise
