@@ -18,7 +18,7 @@ import selectors
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -307,7 +307,8 @@ class Controller:
 
     def load(self) -> None:
         """Read the spec directory on this thread and apply it (at start)."""
-        self._apply(self.refresh.read_now())
+        with collector_paused():
+            self._apply(self.refresh.read_now())
 
     def _apply(self, result: Refresh) -> None:
         applied: Applied | None = self.desired.apply(result)
@@ -374,6 +375,20 @@ class Controller:
         if counts != self._status.get("notifications"):
             self._status["notifications"] = counts
             self.files.dirty.add(STATUS_FILE)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No automatic pass of the cyclic collector while the first read is applied: a read
+    leaves next to no cyclic garbage, and passes over the growing heap cost 1.6 s of the
+    7.6 s a read of 100,000 tasks takes. The full pass after the first tick follows."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def collect_garbage() -> None:
