@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
-from zoneinfo import ZoneInfo
 
 from reconciler.daemons import (
     BACKOFF_INITIAL_S,
@@ -31,7 +30,7 @@ from reconciler.due import (
     CursorMoves,
     DueQueue,
     DueSet,
-    ScheduleLike,
+    DueTask,
     collect_due,
 )
 
@@ -69,29 +68,17 @@ __all__ = [
     "retry_at",
 ]
 
-class TaskLike(Protocol):
-    """The fields of `reconciler.spec.Task` the decision reads."""
 
-    @property
-    def name(self) -> str: ...
 
-    @property
-    def type(self) -> str: ...
-
-    @property
-    def schedule(self) -> ScheduleLike | None: ...
-
-    @property
-    def timezone(self) -> ZoneInfo: ...
+class TaskLike(DueTask, Protocol):
+    """The fields of `reconciler.spec.Task` the decision reads (the due-time ones are
+    DueTask's)."""
 
     @property
     def max_concurrency(self) -> int: ...
 
     @property
     def concurrency_policy(self) -> str: ...
-
-    @property
-    def starting_deadline_seconds(self) -> int: ...
 
     @property
     def restart_policy(self) -> str: ...
