@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -106,21 +106,8 @@ class Executor:
         ]
 
     def next_timeout(self, by: float | None = None) -> float | None:
-        """The monotonic instant of the earliest timeout of a run not yet being stopped
-        (with `by`: only one at or before it). The decision measures a run's age the same
-        way (reconcile: monotonic for our own runs, the wall clock for adopted ones)."""
-        soonest: float | None = None
-        for run in self.runs.values():
-            view = run.view
-            if view.timeout_s is None or view.stopping is not None:
-                continue
-            if view.started_mono is not None:
-                at = view.started_mono + view.timeout_s
-            else:
-                at = time.monotonic() + view.started_at + view.timeout_s - self.clock()
-            if soonest is None or at < soonest:
-                soonest = at
-        return soonest if by is None or (soonest is not None and soonest <= by) else None
+        """The monotonic instant of the earliest timeout of a live run (see timeout_at)."""
+        return timeout_at(self.runs.values(), self.clock(), by)
 
     def records(self) -> list[dict[str, Any]]:
         """runs.json: what a successor controller adopts."""
@@ -422,3 +409,21 @@ def _run_finish(end: RunEnd, outcome: str, reason: str, current: Task | None) ->
         keep_succeeded=current.successful_runs_history_limit if current is not None else 20,
         keep_failed=current.failed_runs_history_limit if current is not None else 20,
     )
+
+
+def timeout_at(runs: Iterable[Run], wall: float, by: float | None = None) -> float | None:
+    """The monotonic instant of the earliest timeout of a run not yet being stopped
+    (with `by`: only one at or before it). The decision measures a run's age the same
+    way (reconcile: monotonic for our own runs, the wall clock for adopted ones)."""
+    soonest: float | None = None
+    for run in runs:
+        view = run.view
+        if view.timeout_s is None or view.stopping is not None:
+            continue
+        if view.started_mono is not None:
+            at = view.started_mono + view.timeout_s
+        else:
+            at = time.monotonic() + view.started_at + view.timeout_s - wall
+        if soonest is None or at < soonest:
+            soonest = at
+    return soonest if by is None or (soonest is not None and soonest <= by) else None

@@ -262,8 +262,7 @@ def _document(
 
 
 def _pydantic_issues(exc: ValidationError) -> list[Issue]:
-    # Only if the schema accepted what the models refused, which the agreement tests
-    # rule out; still, never let such a document through silently.
+    # The schema accepted what the models refused (the agreement tests rule it out): refuse.
     out = []
     for err in exc.errors(include_input=False, include_url=False):
         loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
