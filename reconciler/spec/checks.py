@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from reconciler.schedule import ScheduleError, parse_schedule
 from reconciler.spec.failure import notify_issues
 from reconciler.spec.models import MAX_MEMORY, MEMORY_PATTERN, MIN_MEMORY
 from reconciler.spec.schema import Issue
@@ -32,17 +33,16 @@ class Checked:
     hosts: tuple[HostPattern, ...] | None = None
 
 
-# Parsing is pure, and fleets repeat the same few schedules and hosts entries.
-@lru_cache(maxsize=4096)
 def _schedule(text: str, name: str | None = None) -> Schedule | str:
-    from reconciler.schedule import ScheduleError, parse_schedule
-
+    # parse_schedule keeps the schedules in use by their text: no cache of its own here
+    # (a second one, bounded, only churned when a fleet has 10,000 distinct schedules).
     try:
         return parse_schedule(text, name)
     except ScheduleError as exc:
         return str(exc)
 
 
+# Fleets repeat the same few hosts entries.
 @lru_cache(maxsize=4096)
 def _host(text: str) -> HostPattern | str:
     from reconciler.hosts import HostEntryError, parse_host_entry
