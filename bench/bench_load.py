@@ -317,10 +317,13 @@ def start_once(spec: Path, tick_seconds: float) -> dict[str, float]:
                     seen[name] = now - t0
                 elif name == "run.started" and ev.get("task") == "ready":
                     seen["ready"] = now - t0
+                    seen["ready_at"] = datetime.fromisoformat(ev["due"]).timestamp()
                     seen["rss_mb"] = rss_mb(proc.pid)
                     ready.set()
                 elif name == "run.started" and ev.get("task") == "tick" and ready.is_set():
                     due = datetime.fromisoformat(ev["due"]).timestamp()
+                    if due <= seen["ready_at"]:
+                        continue  # due while the controller was still loading (its second began then)
                     started = datetime.fromisoformat(ev["timestamp"]).timestamp() if "timestamp" in ev else 0
                     if started:
                         late.append((started - due) * 1000)
