@@ -26,7 +26,7 @@ from reconciler.spec.safeyaml import ParsedFile, RawDocument, parse_yaml, quote
 from reconciler.spec.safeyaml import Path as FieldPath
 from reconciler.spec.schema import Issue, check_document
 from reconciler.spec.security import running_as_root, unsafe_reason
-from reconciler.spec.task import FrozenDict, Resources, Task, memory_bytes
+from reconciler.spec.task import FrozenDict, Resources, Task, frozen, memory_bytes
 from reconciler.spec.zones import host_zone
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -311,7 +311,7 @@ def _task(
     norm["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds
     if daemon:
         norm["restartPolicy"] = spec.restart_policy
-    env = FrozenDict(spec.env)
+    env = frozen(spec.env)
     norm["env"] = env
     if spec.working_dir is not None:
         norm["workingDir"] = spec.working_dir
@@ -341,7 +341,7 @@ def _task(
     failure_norm, failure_kwargs = failure_fields(spec)
     norm.update(failure_norm)
     # Built read-only directly: every value is a str, int, bool or a tuple of str.
-    labels = FrozenDict(meta.labels)
+    labels = frozen(meta.labels)
     document = FrozenDict(
         {
             "apiVersion": model.api_version,

@@ -35,6 +35,14 @@ class FrozenDict(dict[str, Any]):
         return (FrozenDict, (dict(self),))
 
 
+EMPTY = FrozenDict()  # shared by every task without labels or env (most of them)
+
+
+def frozen(mapping: Mapping[str, Any]) -> FrozenDict:
+    """A read-only copy; the shared EMPTY for an empty mapping."""
+    return FrozenDict(mapping) if mapping else EMPTY
+
+
 def _digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
