@@ -1,5 +1,5 @@
 """The failure-handling fields of a task: successExitCodes, retry, crashLoop, notify,
-healthcheck; from the validated model to the normalised document and Task's fields.
+healthcheck; from the validated model to Task's fields.
 
 Each field is in the normalised document only when given (so the fingerprints of tasks
 without them stay as they were), with its defaults filled in.
@@ -13,50 +13,36 @@ from reconciler.notify.targets import Target
 from reconciler.spec.models import NOTIFY_TARGETS
 from reconciler.spec.models import Spec as SpecModel
 from reconciler.spec.schema import Issue
-from reconciler.spec.task import CrashLoop, FrozenDict, Retry
+from reconciler.spec.task import CrashLoop, Retry
 
 
-def failure_fields(spec: SpecModel) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(normalised document entries, Task keyword arguments) of the fields above."""
-    norm: dict[str, Any] = {}
+def failure_fields(spec: SpecModel) -> dict[str, Any]:
+    """Task keyword arguments of the fields above (their normalised document entries are
+    made from them: spec/normalised.py)."""
     kwargs: dict[str, Any] = {}
-    given = spec.model_fields_set
-    if "success_exit_codes" in given:
-        codes = tuple(sorted(set(spec.success_exit_codes)))
-        norm["successExitCodes"] = codes
-        kwargs["success_exit_codes"] = frozenset(codes)
+    if "success_exit_codes" in spec.model_fields_set:
+        kwargs["success_exit_codes"] = frozenset(spec.success_exit_codes)
     if spec.retry is not None:
         r = spec.retry
         kwargs["retry"] = Retry(r.limit, r.delay_seconds, r.max_delay_seconds)
-        norm["retry"] = FrozenDict(
-            {
-                "limit": r.limit,
-                "delaySeconds": r.delay_seconds,
-                "maxDelaySeconds": r.max_delay_seconds,
-            }
-        )
     if spec.crash_loop is not None:
         c = spec.crash_loop
         kwargs["crash_loop"] = CrashLoop(c.max_restarts, c.window_seconds)
-        norm["crashLoop"] = FrozenDict(
-            {"maxRestarts": c.max_restarts, "windowSeconds": c.window_seconds}
-        )
     if spec.notify is not None:
         targets: list[Target] = []
-        entries: list[FrozenDict] = []
+        events: list[tuple[str, ...]] = []
         for entry in spec.notify:
             on = tuple(dict.fromkeys(entry.on))  # order kept, repeats dropped
             kind = next(k for k in NOTIFY_TARGETS if getattr(entry, k) is not None)
             value = getattr(entry, kind)
             value = tuple(value) if isinstance(value, list) else value
             targets.append(Target(frozenset(on), kind, value))  # type: ignore[arg-type]
-            entries.append(FrozenDict({"on": on, kind: value}))
+            events.append(on)
         kwargs["notify"] = tuple(targets)
-        norm["notify"] = tuple(entries)
+        kwargs["notify_on"] = tuple(events)
     if spec.healthcheck is not None:
         kwargs["healthcheck_url"] = spec.healthcheck.url
-        norm["healthcheck"] = FrozenDict({"url": spec.healthcheck.url})
-    return norm, kwargs
+    return kwargs
 
 
 def notify_issues(spec: dict[str, Any]) -> list[Issue]:

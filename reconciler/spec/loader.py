@@ -270,11 +270,25 @@ def _pydantic_issues(exc: ValidationError) -> list[Issue]:
     return out
 
 
-_HISTORY_FIELDS = {
+# The optional fields the normalised document holds only when given, by model attribute.
+_GIVEN_ONLY = {
+    "placement": "placement",
+    "placementFallback": "placement_fallback",
     "successfulRunsHistoryLimit": "successful_runs_history_limit",
     "failedRunsHistoryLimit": "failed_runs_history_limit",
     "outputLimitBytes": "output_limit_bytes",
+    "successExitCodes": "success_exit_codes",
 }
+_GIVEN_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _given(keys: list[str]) -> frozenset[str]:
+    """One frozenset per distinct combination, shared by the tasks that have it."""
+    key = tuple(keys)
+    found = _GIVEN_SETS.get(key)
+    if found is None:
+        found = _GIVEN_SETS[key] = frozenset(keys)
+    return found
 
 
 def _task(
@@ -292,64 +306,12 @@ def _task(
     command: tuple[str, ...] | str = (
         spec.command if isinstance(spec.command, str) else tuple(spec.command)
     )
-    norm: dict[str, Any] = {"type": spec.type}
-    if not daemon:
-        norm["schedule"] = spec.schedule
-    if spec.timezone is not None:
-        norm["timezone"] = spec.timezone
-    norm["command"] = command
-    if spec.hosts is not None:
-        norm["hosts"] = tuple(spec.hosts)
-    if not daemon:
-        norm["maxConcurrency"] = spec.max_concurrency
-        norm["concurrencyPolicy"] = spec.concurrency_policy
-        norm["startingDeadlineSeconds"] = spec.starting_deadline_seconds
-        if spec.jitter_seconds:  # absent when 0: documents of before keep their hash
-            norm["jitterSeconds"] = spec.jitter_seconds
-    if spec.timeout_seconds is not None:
-        norm["timeoutSeconds"] = spec.timeout_seconds
-    norm["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds
-    if daemon:
-        norm["restartPolicy"] = spec.restart_policy
     env = frozen(spec.env)
-    norm["env"] = env
-    if spec.working_dir is not None:
-        norm["workingDir"] = spec.working_dir
-    if spec.user is not None:
-        norm["user"] = spec.user
     resources = _resources(spec.resources)
-    if resources is not None:
-        norm["resources"] = FrozenDict(
-            {
-                key: value
-                for key, value in (
-                    ("memoryMax", resources.memory_max),
-                    ("cpuMax", resources.cpu_max),
-                    ("openFilesMax", resources.open_files_max),
-                    ("processesMax", resources.processes_max),
-                )
-                if value is not None
-            }
-        )
-    for key, attr in (("placement", "placement"), ("placementFallback", "placement_fallback")):
-        if attr in spec.model_fields_set:  # in the document only when given, as below
-            norm[key] = getattr(spec, attr)
-    norm["suspend"] = spec.suspend
-    for key, attr in _HISTORY_FIELDS.items():  # in the document only when given
-        if attr in spec.model_fields_set:
-            norm[key] = getattr(spec, attr)
-    failure_norm, failure_kwargs = failure_fields(spec)
-    norm.update(failure_norm)
-    # Built read-only directly: every value is a str, int, bool or a tuple of str.
+    fields_given = spec.model_fields_set
+    given = _given([key for key, attr in _GIVEN_ONLY.items() if attr in fields_given])
+    failure = failure_fields(spec)
     labels = frozen(meta.labels)
-    document = FrozenDict(
-        {
-            "apiVersion": model.api_version,
-            "kind": model.kind,
-            "metadata": FrozenDict({"name": meta.name, "labels": labels}),
-            "spec": FrozenDict(norm),
-        }
-    )
     return Task(
         name=meta.name,
         file=display,
@@ -373,7 +335,6 @@ def _task(
         working_dir=spec.working_dir,
         user=spec.user,
         suspend=spec.suspend,
-        document=document,
         source=doc.source,
         resources=resources,
         successful_runs_history_limit=spec.successful_runs_history_limit,
@@ -382,7 +343,9 @@ def _task(
         placement=spec.placement,
         placement_fallback=spec.placement_fallback,
         replicas=spec.replicas if daemon else 1,
-        **failure_kwargs,
+        given=given,
+        host_entries=None if spec.hosts is None else tuple(spec.hosts),
+        **failure,
     )
 
 

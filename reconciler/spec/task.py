@@ -111,7 +111,6 @@ class Task:
     working_dir: str | None
     user: str | int | None
     suspend: bool
-    document: Mapping[str, Any]  # normalised, defaults filled, JSON-serialisable
     source: str  # the document's own text in its file
     # Run history (reconciler.history): runs kept per outcome, output bytes kept per run.
     successful_runs_history_limit: int = 20
@@ -129,7 +128,21 @@ class Task:
     crash_loop: CrashLoop | None = None
     notify: tuple[Target, ...] = ()
     healthcheck_url: str | None = None  # a secret, like env values
+    # What the normalised document needs beyond the fields above (spec/normalised.py):
+    # the optional fields the document gave, each notify entry's events in their order,
+    # the hosts entries as written.
+    given: frozenset[str] = frozenset()
+    notify_on: tuple[tuple[str, ...], ...] = ()
+    host_entries: tuple[str, ...] | None = None  # `hosts` as written (patterns strip them)
     _cache: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def document(self) -> FrozenDict:
+        """The normalised document (defaults filled, JSON-serialisable), built when asked:
+        kept with every task it was a third of what a loaded task held."""
+        from reconciler.spec.normalised import normalised_document
+
+        return normalised_document(self)
 
     def argv(self) -> list[str]:
         """A list command is executed as is; a string one by /bin/sh -c."""
@@ -149,7 +162,9 @@ class Task:
                 "workingDir": self.working_dir,
             }
             if self.resources is not None:
-                what["resources"] = self.document["spec"]["resources"]
+                from reconciler.spec.normalised import resources_document
+
+                what["resources"] = resources_document(self.resources)
             found = _digest(what)
             self._cache["process"] = found
         return found
