@@ -71,9 +71,9 @@ def test_runs_come_before_the_delta_that_drops_starting(tmp_path) -> None:
     order: list[str] = []
     write = files.state.write_json
 
-    def spy(name: str, obj: object, *, sync: bool = True) -> None:
+    def spy(name: str, obj: object, *, sync: bool = True, sort: bool = True) -> None:
         order.append(name)
-        write(name, obj, sync=sync)
+        write(name, obj, sync=sync, sort=sort)
 
     files.state.write_json = spy  # type: ignore[method-assign]
     files.dirty |= {LEDGER_DELTA, "runs.json"}

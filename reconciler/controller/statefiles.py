@@ -268,16 +268,18 @@ class StateFiles:
         for name, make in contents.items():
             if name in dirty:
                 self.write(name, make())
+        if LEDGER_FILE in dirty:
+            self._write_ledger(ledger)
+        elif LEDGER_DELTA in dirty:
+            self.write(LEDGER_DELTA, ledger.delta({}), sync=True)
+        # The big files after the ledger: the promise rests on the ledger, so it is on disk
+        # before a thread starts building the applied set next to the loop.
         for name, snapshot in late.items():
             if name in dirty:
                 self.late.submit(name, snapshot())
         if force:
             self.late.drain()
             self.dirty |= self.late.failed()
-        if LEDGER_FILE in dirty:
-            self._write_ledger(ledger)
-        elif LEDGER_DELTA in dirty:
-            self.write(LEDGER_DELTA, ledger.delta({}), sync=True)
         if history:
             self._history_written = mono
             # One small file per task that ran: the cost follows the runs, not the fleet.
@@ -291,7 +293,7 @@ class StateFiles:
         """A new snapshot, of a new generation: the delta file before it no longer applies."""
         data = ledger.to_json()
         data["generation"] = ledger.generation + 1
-        if self.write(LEDGER_FILE, data, sync=True):
+        if self.write(LEDGER_FILE, data, sync=True, sort=False):
             if self._damaged_delta:  # of an older generation now: it no longer applies
                 self.state.remove(LEDGER_DELTA)
                 self._damaged_delta = False
@@ -299,14 +301,16 @@ class StateFiles:
             ledger.recent = {}
             self._ledger_written = time.monotonic()
 
-    def write(self, name: str, obj: Any, *, sync: bool = False, retry: bool = True) -> bool:
+    def write(
+        self, name: str, obj: Any, *, sync: bool = False, retry: bool = True, sort: bool = True
+    ) -> bool:
         """Write one state file; False when that failed (and, with `retry`, marked dirty
         again; the late writer hands it back itself)."""
         # The history files of all tasks are one thing to report and count.
         kind = HISTORY_DIR if task_of_history_file(name) is not None else name
         path = self.state.path / kind
         try:
-            self.state.write_json(name, obj, sync=sync)
+            self.state.write_json(name, obj, sync=sync, sort=sort)
         except OSError as exc:
             self.metrics.state_write_error(kind)
             if retry:
