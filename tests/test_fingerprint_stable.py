@@ -5,6 +5,11 @@ process fingerprint whether a daemon's process must be replaced. Both were compu
 the normalised document (keys in their order, as `get` prints it), by the code of before
 the document was built on demand, and are pinned in tests/data/fingerprint_fleet.json: a
 change here would restart every daemon of a fleet at an upgrade.
+
+One change was made on purpose since: `replicas`, when given, is in the document (it was
+missing from `get`, and scaling alone was not listed as changed). Only the spec
+fingerprint of such a daemon moved; its process fingerprint, which decides restarts, did
+not.
 """
 
 from __future__ import annotations

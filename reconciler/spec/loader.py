@@ -278,6 +278,7 @@ _GIVEN_ONLY = {
     "failedRunsHistoryLimit": "failed_runs_history_limit",
     "outputLimitBytes": "output_limit_bytes",
     "successExitCodes": "success_exit_codes",
+    "replicas": "replicas",
 }
 _GIVEN_SETS: dict[tuple[str, ...], frozenset[str]] = {}
 

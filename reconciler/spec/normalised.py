@@ -67,6 +67,8 @@ def normalised_document(task: Task) -> FrozenDict:
     norm["terminationGracePeriodSeconds"] = task.termination_grace_period_seconds
     if daemon:
         norm["restartPolicy"] = task.restart_policy
+        if "replicas" in task.given:  # restarts follow the process fingerprint, not this
+            norm["replicas"] = task.replicas
     norm["env"] = task.env
     if task.working_dir is not None:
         norm["workingDir"] = task.working_dir
