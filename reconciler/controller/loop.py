@@ -16,7 +16,6 @@ import math
 import os
 import selectors
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -67,7 +66,6 @@ TICK_EARLY_S = 0.004
 TICK_SPIN_S = 0.0015
 HEALTHY_TICK_AGE_S = 5.0
 SHUTDOWN_EXTRA_S = 10.0  # beyond the longest grace period, before giving up on runs
-LOOP_SWITCH_INTERVAL_S = 0.001  # see Controller._setup
 
 
 @dataclass
@@ -155,11 +153,6 @@ class Controller:
         return 0
 
     def _setup(self) -> None:
-        # The loop shares the interpreter with threads that build big files (the applied
-        # set of 100,000 tasks: seconds of work). Each time the loop comes back from a
-        # system call it waits for such a thread to hand over the lock, up to the switch
-        # interval: 5 ms by default made a tick with a spawn 75 ms late; 1 ms caps it.
-        sys.setswitchinterval(LOOP_SWITCH_INTERVAL_S)
         self.state.ensure()
         self.state.acquire()
         become_subreaper()
@@ -316,9 +309,8 @@ class Controller:
         """Read the spec directory on this thread and apply it (at start)."""
         with collector_paused():
             self._apply(self.refresh.read_now())
-        # Set aside whole by collector_paused, the first read left no garbage to look for
-        # (none found, measured), and a full pass over 100,000 tasks right after the first
-        # tick took 0.4 s with the first ledger snapshot: the second tick was late.
+        # Frozen whole by collector_paused, the first read left no garbage (measured); a
+        # full pass over 100,000 tasks after the first tick made the second one late.
         self._collect_pending = False
 
     def _apply(self, result: Refresh) -> None:
