@@ -22,6 +22,7 @@ from reconciler.spec.failure import failure_fields
 from reconciler.spec.jsonload import parse_json
 from reconciler.spec.models import NAME_PATTERN, TaskDocument
 from reconciler.spec.models import Resources as Resources_
+from reconciler.spec.normalised import GIVEN_ONLY
 from reconciler.spec.safeyaml import ParsedFile, RawDocument, parse_yaml, quote
 from reconciler.spec.safeyaml import Path as FieldPath
 from reconciler.spec.schema import Issue, check_document
@@ -270,16 +271,6 @@ def _pydantic_issues(exc: ValidationError) -> list[Issue]:
     return out
 
 
-# The optional fields the normalised document holds only when given, by model attribute.
-_GIVEN_ONLY = {
-    "placement": "placement",
-    "placementFallback": "placement_fallback",
-    "successfulRunsHistoryLimit": "successful_runs_history_limit",
-    "failedRunsHistoryLimit": "failed_runs_history_limit",
-    "outputLimitBytes": "output_limit_bytes",
-    "successExitCodes": "success_exit_codes",
-    "replicas": "replicas",
-}
 _GIVEN_SETS: dict[tuple[str, ...], frozenset[str]] = {}
 
 
@@ -310,7 +301,7 @@ def _task(
     env = frozen(spec.env)
     resources = _resources(spec.resources)
     fields_given = spec.model_fields_set
-    given = _given([key for key, attr in _GIVEN_ONLY.items() if attr in fields_given])
+    given = _given([key for key, attr in GIVEN_ONLY.items() if attr in fields_given])
     failure = failure_fields(spec)
     labels = frozen(meta.labels)
     return Task(

@@ -20,15 +20,18 @@ from reconciler.spec.task import FrozenDict
 if TYPE_CHECKING:
     from reconciler.spec.task import Resources, Task
 
-# Optional fields in the document only when given, with the Task attribute holding each.
+# Optional fields in the document only when given, with the attribute holding each (the
+# same name on the validated model and on Task). The loader records which were given.
 GIVEN_ONLY = {
     "placement": "placement",
     "placementFallback": "placement_fallback",
     "successfulRunsHistoryLimit": "successful_runs_history_limit",
     "failedRunsHistoryLimit": "failed_runs_history_limit",
     "outputLimitBytes": "output_limit_bytes",
+    "successExitCodes": "success_exit_codes",
+    "replicas": "replicas",
 }
-SUCCESS_CODES = "successExitCodes"  # also only when given
+SUCCESS_CODES = "successExitCodes"
 
 
 def resources_document(resources: Resources) -> FrozenDict:
