@@ -176,19 +176,19 @@ class EtcdEngine:
     def get_prefix(
         self, prefix: str, timeout: float, limit: int = 0, keys_only: bool = False
     ) -> list[KeyValue]:
-        body: dict[str, Any] = {"key": _b64(prefix), "range_end": _range_end(prefix)}
-        if limit:
-            body["limit"] = limit
-        if keys_only:
-            body["keys_only"] = True
-        out = self.call("/kv/range", body, timeout)
-        return [_kv(item) for item in out.get("kvs") or []]
+        return self._range(_b64(prefix), _range_end(prefix), timeout, limit, keys_only)
 
     def get_range(
         self, start: str, end: str, timeout: float, limit: int = 0, keys_only: bool = False
     ) -> list[KeyValue]:
         """Keys in [start, end), in key order."""
-        body: dict[str, Any] = {"key": _b64(start), "range_end": _b64(end)}
+        return self._range(_b64(start), _b64(end), timeout, limit, keys_only)
+
+    def _range(
+        self, key: str, range_end: str, timeout: float, limit: int, keys_only: bool
+    ) -> list[KeyValue]:
+        """A range request; key and range_end base64-encoded, as the gateway wants them."""
+        body: dict[str, Any] = {"key": key, "range_end": range_end}
         if limit:
             body["limit"] = limit
         if keys_only:

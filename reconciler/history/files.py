@@ -11,6 +11,8 @@ import re
 import stat
 from pathlib import Path
 
+from reconciler.boundedread import read_at_most
+
 RUNS_DIR = "runs"
 INDEX_FILE = "index.json"
 MAX_FILE_BYTES = 64 * 1024 * 1024  # as every state file
@@ -62,19 +64,11 @@ def read_file(dir_fd: int, name: str, limit: int = MAX_FILE_BYTES) -> bytes | No
             raise HistoryFileError(f"{name} is not a regular file")
         if st.st_size > limit:
             raise HistoryFileError(f"{name} is {st.st_size} bytes, more than {limit}")
-        chunks: list[bytes] = []
-        left = limit + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        return read_at_most(fd, limit)
     except OSError as exc:
         raise HistoryFileError(f"{name} cannot be read: {exc.strerror}") from None
     finally:
         os.close(fd)
-    return b"".join(chunks)
 
 
 def write_file(dir_fd: int, name: str, data: bytes) -> None:

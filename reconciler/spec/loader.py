@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from reconciler.boundedread import read_at_most
 from reconciler.spec import defaults as task_defaults
 from reconciler.spec.checks import check_semantics
 from reconciler.spec.discovery import discover_roots
@@ -127,15 +128,7 @@ def _read(path: str, display: str, ctx: _Context) -> str | FileLoad:
             reason = unsafe_reason(path, st, ctx.root, ctx.folder_verdicts)
             if reason:
                 return _file_error(display, reason)
-        chunks = []
-        remaining = MAX_FILE_BYTES + 1
-        while remaining > 0:
-            chunk = os.read(fd, remaining)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        data = b"".join(chunks)
+        data = read_at_most(fd, MAX_FILE_BYTES)
     except OSError as exc:
         return _file_error(display, f"cannot read: {(exc.strerror or str(exc)).lower()}")
     finally:

@@ -11,6 +11,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from reconciler.boundedread import read_at_most
+
 # No state file is read past this: the biggest (applied set, runs of a large fleet) stay
 # far below it, and a file grown beyond it is not one the controller wrote.
 MAX_STATE_FILE_BYTES = 64 * 1024 * 1024
@@ -101,19 +103,11 @@ def read_regular(path: Path, limit: int = MAX_STATE_FILE_BYTES) -> bytes | None:
                 path, f"is {size} bytes, more than the {limit} a state file may have; "
                 "move it away"
             )
-        chunks: list[bytes] = []
-        left = limit + 1  # a file that grows while read is still bounded
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data = read_at_most(fd, limit)
     except OSError as exc:
         raise StateFileError(path, f"cannot be read: {exc.strerror}") from None
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     if len(data) > limit:
         raise StateFileError(path, f"is more than the {limit} bytes a state file may have")
     return data
