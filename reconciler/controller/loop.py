@@ -308,12 +308,11 @@ class Controller:
     def load(self) -> None:
         """Read the spec directory on this thread and apply it (at start)."""
         with collector_paused():
-            self._apply(self.refresh.read_now())
-        # Frozen whole by collector_paused, the first read left no garbage (measured); a
-        # full pass over 100,000 tasks after the first tick made the second one late.
-        self._collect_pending = False
+            # Frozen whole by collector_paused, the first read leaves no garbage (measured):
+            # a full pass over 100,000 tasks after the first tick made the second one late.
+            self._apply(self.refresh.read_now(), collect=False)
 
-    def _apply(self, result: Refresh) -> None:
+    def _apply(self, result: Refresh, collect: bool = True) -> None:
         applied: Applied | None = self.desired.apply(result)
         if applied is None:  # the directory is gone: keep everything, watch for its return
             self.refresh.directory_gone()
@@ -330,7 +329,7 @@ class Controller:
             self.files.dirty.add(APPLIED_FILE)
         self.coord.tasks_now(self.desired.tasks, self.desired.all_tasks, len(applied.errors))
         self._write_status(applied.errors)
-        if applied.tasks_changed:
+        if applied.tasks_changed and collect:
             self._collect_pending = True  # just after the next tick (see _loop)
 
     # --- shutdown -----------------------------------------------------------------------
